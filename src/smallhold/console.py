@@ -1,0 +1,86 @@
+"""Terminal plumbing shared by every command: consoles, ``--json``, errors, progress bars.
+
+Output (answers, tables, JSON) goes to stdout; everything else (progress, warnings, errors)
+goes to stderr, so ``smallhold chat "q" > answer.txt`` captures only the answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from smallhold.errors import SmallholdError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, default=_default, indent=2, ensure_ascii=False))
+
+
+def handle_errors(fn: F) -> F:
+    """Turn a SmallholdError into its message on stderr and its exit code; no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SmallholdError as exc:
+            as_json = kwargs.get("as_json")
+            if as_json:
+                click.echo(json.dumps({"error": {"type": type(exc).__name__, "code": exc.code,
+                                                 "message": str(exc)}}), err=True)
+            else:
+                err_console.print(f"[bold red]error:[/] {exc}")
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def byte_progress(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for long byte-counted work (assembling, hashing a model)."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err_console, transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

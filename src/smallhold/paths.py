@@ -1,0 +1,55 @@
+"""Where smallhold keeps its files.
+
+``platformdirs`` gives the per-OS defaults; ``SMALLHOLD_HOME`` moves everything under one
+folder (tests point it at a tmp dir, so they never touch the user's real data).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "smallhold"
+DEFAULT_PROFILE = "default"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The folders of one installation; nothing is created until asked for."""
+
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def models_dir(self) -> Path:
+        """Reassembled model files, shared by every profile (they hold no user data)."""
+        return self.data_dir / "models"
+
+    def profile_dir(self, profile: str = DEFAULT_PROFILE) -> Path:
+        return self.data_dir / "profiles" / profile
+
+    def ensure(self, path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def resolve_paths(env: dict[str, str] | None = None) -> Paths:
+    """Paths for this process, honouring ``SMALLHOLD_HOME``."""
+    environ = os.environ if env is None else env
+    home = environ.get("SMALLHOLD_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return Paths(config_dir=root / "config", data_dir=root / "data", cache_dir=root / "cache")
+    return Paths(
+        config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
+        data_dir=Path(platformdirs.user_data_dir(APP_NAME)),
+        cache_dir=Path(platformdirs.user_cache_dir(APP_NAME)),
+    )
