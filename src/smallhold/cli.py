@@ -43,3 +43,7 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="smallhold")
 def main() -> None:
     """Private AI that runs on your own machine. Nothing leaves it unless you say so."""
+
+
+if __name__ == "__main__":
+    main()

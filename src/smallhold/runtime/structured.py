@@ -38,7 +38,8 @@ def generate_structured(chat: ChatFn, messages: Sequence[Message], output_type: 
             return output_type.model_validate_json(completion.text)
         except ValidationError as exc:
             summary = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                for e in exc.errors()
             )
             problems.append(summary)
             history = [

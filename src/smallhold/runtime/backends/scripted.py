@@ -54,7 +54,8 @@ class ScriptedBackend:
 
     def stream_chat(self, request: ChatRequest) -> Iterator[StreamEvent]:
         self.requests.append(request)
-        prompt_tokens = sum(self.count_tokens(request.model, m.content) + 4 for m in request.messages)
+        prompt_tokens = sum(self.count_tokens(request.model, m.content) + 4
+                            for m in request.messages)
         if prompt_tokens + 1 > self._context:
             raise ContextOverflowError(
                 f"prompt is {prompt_tokens} tokens but the context holds {self._context}; "

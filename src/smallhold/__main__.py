@@ -1,0 +1,3 @@
+from smallhold.cli import main
+
+main()

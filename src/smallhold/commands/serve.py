@@ -1,0 +1,77 @@
+"""``smallhold serve``: the OpenAI-compatible API on this machine (127.0.0.1 unless told)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from smallhold.config import load_settings
+from smallhold.console import byte_progress, err_console, handle_errors
+from smallhold.paths import resolve_paths
+from smallhold.runtime import assets
+from smallhold.runtime.registry import get_model
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def is_loopback(host: str) -> bool:
+    """Only literal loopback addresses and ``localhost`` count: a name could resolve anywhere."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", help="Address to listen on [default: server.host, 127.0.0.1].")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Port to listen on [default: server.port, 8737].")
+@click.option("-m", "--model", help="Default chat model for requests that name none.")
+@click.option("--preload", is_flag=True, help="Load the default model before serving.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-loopback --host: other machines could then use your models.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@handle_errors
+def serve(host: str | None, port: int | None, model: str | None, preload: bool,
+          allow_remote: bool, log_level: str) -> None:
+    """Serve /v1/chat/completions, /v1/embeddings and /v1/models for OpenAI clients."""
+    import uvicorn
+
+    from smallhold.runtime.runtime import Runtime
+    from smallhold.server import create_app
+
+    paths = resolve_paths()
+    settings = load_settings(paths)
+    host = host or settings.server.host
+    port = port or settings.server.port
+    if not is_loopback(host) and not allow_remote:
+        raise click.UsageError(
+            f"{host} is reachable from other machines; smallhold listens on loopback only "
+            "unless you pass --allow-remote (anyone who can reach it can use your models)."
+        )
+    if model:
+        settings = settings.model_copy(update={
+            "runtime": settings.runtime.model_copy(update={"default_model": model})})
+    runtime = Runtime.open(settings, paths)
+    try:
+        default = runtime.resolve_model(None)
+        if runtime.manager is not None:
+            if preload:
+                spec = get_model(default)
+                with byte_progress(f"preparing {spec.name} (first run only)") as progress:
+                    assets.ensure_model(spec, paths.models_dir, progress)
+                runtime.manager.load(default, reason="preload")
+            runtime.manager.start_watcher()
+        err_console.print(f"smallhold: OpenAI-compatible API at http://{_url_host(host)}:{port}/v1 "
+                          f"(backend {runtime.backend.name}, default model {default})",
+                          soft_wrap=True)
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level=log_level)
+    finally:
+        runtime.close()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

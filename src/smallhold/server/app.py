@@ -1,0 +1,194 @@
+"""The OpenAI-compatible HTTP API over a :class:`~smallhold.runtime.runtime.Runtime`.
+
+    GET  /health                 liveness, backend, default model, loaded models
+    GET  /v1/models              chat models usable here
+    POST /v1/chat/completions    chat, JSON or Server-Sent Events; X-Smallhold-Session keys KV reuse
+    POST /v1/embeddings          all-MiniLM-L6-v2 sentence vectors
+
+Blocking work (generation, embedding, file checks, the model manager's lock) runs in worker
+threads, so the event loop always answers. Generations for one model are serialised by its
+engine; the server itself accepts any number of connections.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from smallhold.errors import SmallholdError, UnknownModelError
+from smallhold.runtime import assets
+from smallhold.runtime.registry import MODELS, get_model
+from smallhold.server.chat import ChatCompletion
+from smallhold.server.errors import (
+    ApiError,
+    from_exception,
+    from_validation,
+    http_exception,
+    parse_json,
+    unexpected,
+)
+from smallhold.server.generation import GENERATION_THREADS
+from smallhold.server.schemas import (
+    MAX_SESSION_CHARS,
+    ChatCompletionRequest,
+    EmbeddingRequest,
+)
+from smallhold.server.wire import embedding_body, model_list
+
+if TYPE_CHECKING:
+    from smallhold.runtime.runtime import Runtime
+
+SESSION_HEADER = "x-smallhold-session"
+_USABLE = ("ready", "assemblable")
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _body(request: Request, model: type[BaseModel]) -> Any:
+    data = parse_json(await request.body())
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+
+
+def chat_model_names(runtime: Runtime) -> list[str]:
+    """Models a chat request may name (blocking: looks at model files)."""
+    if runtime.backend.name == "llama":
+        return [spec.name for spec in MODELS if spec.kind in ("chat", "base")
+                and assets.status(spec, runtime.paths.models_dir).status in _USABLE]
+    names = [runtime.resolve_model(None)]
+    declared = getattr(runtime.backend, "models", None)
+    if isinstance(declared, list | tuple):
+        names += [n for n in declared if isinstance(n, str) and n not in names]
+    return names
+
+
+def resolve_chat_model(runtime: Runtime, requested: str | None) -> str:
+    """The registry name for ``requested``; unknown names fail here, before any generation."""
+    if runtime.backend.name == "llama":
+        spec = get_model(requested or runtime.settings.runtime.default_model)
+        if spec.kind == "embedding":
+            raise UnknownModelError(
+                f"{spec.name} is an embedding model; use POST /v1/embeddings for it, or pick a "
+                "chat model from GET /v1/models."
+            )
+        return spec.name
+    if requested is None:
+        return runtime.resolve_model(None)
+    declared = getattr(runtime.backend, "models", None)
+    if isinstance(declared, list | tuple):  # a backend that says what it serves is held to it
+        known = chat_model_names(runtime)
+        if requested not in known:
+            raise UnknownModelError(
+                f"no model named {requested!r} here; available: {', '.join(known)}."
+            )
+    return runtime.resolve_model(requested)
+
+
+def _session(request: Request, body: ChatCompletionRequest) -> str | None:
+    session = request.headers.get(SESSION_HEADER) or body.user
+    if session is not None and len(session) > MAX_SESSION_CHARS:
+        raise ApiError(400, f"the {SESSION_HEADER} header is longer than {MAX_SESSION_CHARS} "
+                            "characters; use a shorter conversation key.",
+                       param=SESSION_HEADER, code="invalid_value")
+    return session or None
+
+
+async def chat_completions(request: Request) -> ASGIApp:
+    runtime = _runtime(request)
+    try:
+        body: ChatCompletionRequest = await _body(request, ChatCompletionRequest)
+        model = await anyio.to_thread.run_sync(resolve_chat_model, runtime, body.model)
+        session = _session(request, body)
+    except Exception as exc:
+        return from_exception(exc).response()
+    limiter = request.app.state.generation_limiter
+    if limiter is None:
+        limiter = request.app.state.generation_limiter = anyio.CapacityLimiter(
+            GENERATION_THREADS)
+    return ChatCompletion(runtime, body, model=model, session=session, limiter=limiter)
+
+
+def _embed(runtime: Runtime, body: EmbeddingRequest) -> dict[str, Any]:
+    name = body.model or runtime.settings.runtime.embedding_model
+    spec = get_model(name)
+    if spec.kind != "embedding":
+        raise UnknownModelError(
+            f"{spec.name} is a chat model; embeddings come from "
+            f"{runtime.settings.runtime.embedding_model}."
+        )
+    embedder = runtime.embedder
+    if body.dimensions is not None and body.dimensions != embedder.dim:
+        raise ApiError(400, f"{embedder.name} makes {embedder.dim}-dimensional vectors; leave "
+                            f"out 'dimensions' or set it to {embedder.dim}.",
+                       param="dimensions", code="invalid_value")
+    texts = body.texts
+    vectors = embedder.embed(texts)
+    count = getattr(embedder, "count_tokens", None)
+    tokens = sum(count(t) if count else len(t.split()) for t in texts)
+    return embedding_body(vectors, embedder.name, encoding=body.encoding_format,
+                          prompt_tokens=tokens)
+
+
+async def embeddings(request: Request) -> Response:
+    runtime = _runtime(request)
+    try:
+        body: EmbeddingRequest = await _body(request, EmbeddingRequest)
+        result = await anyio.to_thread.run_sync(_embed, runtime, body)
+    except Exception as exc:
+        return from_exception(exc).response()
+    return JSONResponse(result)
+
+
+async def models(request: Request) -> Response:
+    runtime = _runtime(request)
+    try:
+        names = await anyio.to_thread.run_sync(chat_model_names, runtime)
+    except Exception as exc:
+        return from_exception(exc).response()
+    return JSONResponse(model_list(names))
+
+
+def _health(runtime: Runtime) -> dict[str, Any]:
+    try:
+        default = runtime.resolve_model(None)
+    except SmallholdError:
+        default = runtime.settings.runtime.default_model
+    manager = runtime.manager
+    loaded = [m.name for m in manager.loaded()] if manager is not None else []
+    return {"status": "ok", "backend": runtime.backend.name, "default_model": default,
+            "loaded": loaded}
+
+
+async def health(request: Request) -> Response:
+    # The manager's lock is held while a model loads: ask it from a thread.
+    return JSONResponse(await anyio.to_thread.run_sync(_health, _runtime(request)))
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    """The ASGI app; ``uvicorn.run(create_app(runtime))`` serves it."""
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_exception, Exception: unexpected},
+    )
+    app.state.runtime = runtime
+    app.state.generation_limiter = None
+    return app

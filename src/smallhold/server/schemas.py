@@ -1,0 +1,151 @@
+"""Request bodies of the OpenAI-compatible API, validated by pydantic.
+
+Unknown fields are ignored (clients send many that a local model has no use for); fields that
+would change the answer and that smallhold cannot honour (``n > 1``, ``tools``) are refused, so
+a client never gets a silently different result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from smallhold.runtime.types import GenerationParams, Message
+
+MAX_SESSION_CHARS = 200
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextPart(_Body):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Body):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    @model_validator(mode="after")
+    def _content_required(self) -> ChatMessage:
+        if self.content is None and self.role != "assistant":
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
+    def to_message(self) -> Message:
+        if isinstance(self.content, list):
+            text = "".join(part.text for part in self.content)
+        else:
+            text = self.content or ""
+        role = "system" if self.role == "developer" else self.role
+        return Message(role=role, content=text)
+
+
+class JsonSchemaFormat(_Body):
+    name: str = "output"
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Body):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type 'json_schema' needs a json_schema object with a schema")
+        return self
+
+    def schema_for_decoding(self) -> dict[str, Any] | None:
+        if self.type == "json_object":
+            return {"type": "object"}
+        if self.type == "json_schema" and self.json_schema is not None:
+            return self.json_schema.schema_
+        return None
+
+
+class StreamOptions(_Body):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Body):
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = Field(None, max_length=MAX_SESSION_CHARS)
+    n: int = 1
+    tools: list[Any] | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, n: int) -> int:
+        if n != 1:
+            raise ValueError("smallhold returns one choice per request; leave out 'n' or set 1")
+        return n
+
+    @field_validator("tools")
+    @classmethod
+    def _no_tools(cls, tools: list[Any] | None) -> list[Any] | None:
+        if tools:
+            raise ValueError("tool calling is not supported by this server; leave out 'tools'")
+        return tools
+
+    def to_messages(self) -> list[Message]:
+        return [m.to_message() for m in self.messages]
+
+    def to_params(self) -> GenerationParams:
+        given: dict[str, Any] = {}
+        max_tokens = self.max_completion_tokens or self.max_tokens
+        if max_tokens is not None:
+            given["max_tokens"] = max_tokens
+        if self.temperature is not None:
+            given["temperature"] = self.temperature
+        if self.top_p is not None:
+            given["top_p"] = self.top_p
+        if self.seed is not None:
+            given["seed"] = self.seed
+        if self.stop:
+            given["stop"] = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        if self.response_format is not None:
+            given["json_schema"] = self.response_format.schema_for_decoding()
+        return GenerationParams(**given)
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+
+class EmbeddingRequest(_Body):
+    input: str | list[str]
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> EmbeddingRequest:
+        texts = self.texts
+        if not texts:
+            raise ValueError("input must hold at least one text")
+        if len(texts) > 2048:
+            raise ValueError(f"input holds {len(texts)} texts; send at most 2048 per request")
+        if any(not t for t in texts):
+            raise ValueError("input texts must not be empty strings")
+        return self
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
