@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from smallhold.errors import EmbeddingError
+from smallhold.runtime.bert import gelu
 from smallhold.runtime.embeddings import (
     DIM,
     MARKER,
@@ -22,7 +23,6 @@ from smallhold.runtime.embeddings import (
     Embedder,
     bundled_zip,
     extract_model,
-    gelu,
     is_extracted,
 )
 
