@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,21 @@ from smallhold.paths import Paths, resolve_paths
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+@pytest.fixture(scope="session")
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Reassembled models for the whole run: a 1.1 GB file is built once, not per test."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture(autouse=True)
-def smallhold_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def smallhold_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   shared_models_dir: Path) -> Path:
     home = tmp_path / "home"
-    monkeypatch.setenv("SMALLHOLD_HOME", str(home))
-    for key in list(__import__("os").environ):
-        if key.startswith("SMALLHOLD_") and key != "SMALLHOLD_HOME":
+    for key in list(os.environ):
+        if key.startswith("SMALLHOLD_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("SMALLHOLD_HOME", str(home))
+    monkeypatch.setenv("SMALLHOLD_MODELS_DIR", str(shared_models_dir))
     return home
 
 
@@ -34,9 +42,8 @@ def settings(paths: Paths) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def real_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One models dir for the session, so a split model is reassembled once, not per test."""
-    yield tmp_path_factory.mktemp("models")
+def real_models_dir(shared_models_dir: Path) -> Path:
+    return shared_models_dir
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Where smallhold keeps its files.
 
 ``platformdirs`` gives the per-OS defaults; ``SMALLHOLD_HOME`` moves everything under one
-folder (tests point it at a tmp dir, so they never touch the user's real data).
+folder (tests point it at a tmp dir, so they never touch the user's real data), and
+``SMALLHOLD_MODELS_DIR`` puts the reassembled model files (about 2 GB) on another disk.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Paths:
     config_dir: Path
     data_dir: Path
     cache_dir: Path
+    models_override: Path | None = None
 
     @property
     def config_file(self) -> Path:
@@ -31,7 +33,7 @@ class Paths:
     @property
     def models_dir(self) -> Path:
         """Reassembled model files, shared by every profile (they hold no user data)."""
-        return self.data_dir / "models"
+        return self.models_override or self.data_dir / "models"
 
     def profile_dir(self, profile: str = DEFAULT_PROFILE) -> Path:
         return self.data_dir / "profiles" / profile
@@ -44,12 +46,16 @@ class Paths:
 def resolve_paths(env: dict[str, str] | None = None) -> Paths:
     """Paths for this process, honouring ``SMALLHOLD_HOME``."""
     environ = os.environ if env is None else env
+    models = environ.get("SMALLHOLD_MODELS_DIR")
+    override = Path(models).expanduser() if models else None
     home = environ.get("SMALLHOLD_HOME")
     if home:
         root = Path(home).expanduser()
-        return Paths(config_dir=root / "config", data_dir=root / "data", cache_dir=root / "cache")
+        return Paths(config_dir=root / "config", data_dir=root / "data", cache_dir=root / "cache",
+                     models_override=override)
     return Paths(
         config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
         data_dir=Path(platformdirs.user_data_dir(APP_NAME)),
         cache_dir=Path(platformdirs.user_cache_dir(APP_NAME)),
+        models_override=override,
     )

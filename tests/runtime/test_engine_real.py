@@ -19,12 +19,12 @@ GREEDY = GenerationParams(max_tokens=24, temperature=0.0, seed=7)
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaEngine]:
+def engine(shared_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[LlamaEngine]:
     spec = get_model("smollm2-135m-instruct")
-    models = tmp_path_factory.mktemp("models")
-    path = ensure_model(spec, models)
+    path = ensure_model(spec, shared_models_dir)
     eng = LlamaEngine(spec, path, LoadOptions(n_ctx=1024, n_threads=2,
-                                              spill_dir=models / "kv"))
+                                              spill_dir=tmp_path_factory.mktemp("kv")))
     yield eng
     eng.close()
 
@@ -124,9 +124,9 @@ def test_prompt_longer_than_context(engine: LlamaEngine) -> None:
         engine.chat([user("word " * 3000)], GREEDY)
 
 
-def test_base_model_refuses_chat(tmp_path: Path) -> None:
+def test_base_model_refuses_chat(shared_models_dir: Path) -> None:
     spec = get_model("gemma-3-270m")
-    path = ensure_model(spec, tmp_path / "models")
+    path = ensure_model(spec, shared_models_dir)
     eng = LlamaEngine(spec, path, LoadOptions(n_ctx=256, n_threads=2))
     try:
         with pytest.raises(GenerationError, match="base model"):

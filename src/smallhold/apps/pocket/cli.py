@@ -78,6 +78,8 @@ def chat(question: str | None, model: str | None, system: str, max_tokens: int,
 def _repl(runtime: Runtime, history: list[Message], params: GenerationParams,
           model: str | None) -> None:
     err_console.print("[dim]smallhold chat — empty line or Ctrl-D to quit[/]")
+    if runtime.manager is not None:
+        runtime.manager.start_watcher()  # keep-alive, memory pressure and idle preload
     session = "repl"
     while True:
         try:
