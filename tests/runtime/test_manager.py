@@ -202,3 +202,12 @@ def test_concurrent_users_share_one_load(world: dict[str, Any], paths: Paths) ->
     for t in threads:
         t.join()
     assert len(world["loaded"]) == 1
+
+
+def test_threads_default_to_the_physical_cores(world: dict[str, Any], paths: Paths) -> None:
+    manager = make(world, paths, simulated(16, 12, cpus=2))
+    with manager.use() as engine:
+        assert engine.options.n_threads == 2
+    pinned = make(world, paths, simulated(16, 12, cpus=2), n_threads=1)
+    with pinned.use() as engine:
+        assert engine.options.n_threads == 1

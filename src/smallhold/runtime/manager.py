@@ -196,7 +196,9 @@ class ModelManager:
         self._make_room_in_table(keep=spec.name)
         path = assets.ensure_model(spec, self.paths.models_dir)
         options = LoadOptions(
-            n_ctx=plan.n_ctx, n_threads=self.settings.n_threads, kv_cache=plan.kv_cache,
+            # llama-cpp-python's own default is cpu_count // 2: one thread on a 2-core laptop.
+            n_ctx=plan.n_ctx, n_threads=self.settings.n_threads or device.cpu_count,
+            kv_cache=plan.kv_cache,
             state_cache_bytes=self.settings.state_cache_mb * MB,
             spill_dir=self.paths.cache_dir / "kv" / spec.name,
         )
