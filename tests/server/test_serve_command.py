@@ -58,3 +58,12 @@ def test_flags_override_and_allow_remote_opts_in(runs: list[dict[str, Any]],
     (call,) = runs
     assert (call["host"], call["port"], call["log_level"]) == ("0.0.0.0", 9000, "warning")
     assert call["app"].state.runtime.resolve_model(None) == "scripted"
+
+
+def test_json_prints_one_startup_line_for_scripts(runs: list[dict[str, Any]]) -> None:
+    import json
+
+    result = CliRunner().invoke(main, ["serve", "--json", "--port", "9100"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout.strip())
+    assert info["url"] == "http://127.0.0.1:9100/v1" and info["backend"] == "scripted"

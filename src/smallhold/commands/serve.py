@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 
 import click
 
 from smallhold.config import load_settings
-from smallhold.console import byte_progress, err_console, handle_errors
+from smallhold.console import byte_progress, err_console, handle_errors, json_option
 from smallhold.paths import resolve_paths
 from smallhold.runtime import assets
 from smallhold.runtime.registry import get_model
@@ -34,9 +36,10 @@ def is_loopback(host: str) -> bool:
 @click.option("--allow-remote", is_flag=True,
               help="Allow a non-loopback --host: other machines could then use your models.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@json_option
 @handle_errors
 def serve(host: str | None, port: int | None, model: str | None, preload: bool,
-          allow_remote: bool, log_level: str) -> None:
+          allow_remote: bool, log_level: str, as_json: bool) -> None:
     """Serve /v1/chat/completions, /v1/embeddings and /v1/models for OpenAI clients."""
     import uvicorn
 
@@ -65,9 +68,14 @@ def serve(host: str | None, port: int | None, model: str | None, preload: bool,
                     assets.ensure_model(spec, paths.models_dir, progress)
                 runtime.manager.load(default, reason="preload")
             runtime.manager.start_watcher()
-        err_console.print(f"smallhold: OpenAI-compatible API at http://{_url_host(host)}:{port}/v1 "
-                          f"(backend {runtime.backend.name}, default model {default})",
-                          soft_wrap=True)
+        url = f"http://{_url_host(host)}:{port}/v1"
+        if as_json:  # one line a supervisor or script can read before the first request
+            click.echo(json.dumps({"url": url, "backend": runtime.backend.name,
+                                   "default_model": default, "pid": os.getpid()}))
+        else:
+            err_console.print(f"smallhold: OpenAI-compatible API at {url} "
+                              f"(backend {runtime.backend.name}, default model {default})",
+                              soft_wrap=True)
         uvicorn.run(create_app(runtime), host=host, port=port, log_level=log_level)
     finally:
         runtime.close()

@@ -14,7 +14,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import numpy as np
 from smallhold.errors import ContextOverflowError, GenerationError, ModelLoadError
 from smallhold.runtime.kvstate import SavedState, StateCache
 from smallhold.runtime.registry import ModelSpec
+from smallhold.runtime.speculative import MIN_PROMPT_TOKENS, LookupStats, PromptLookup
 from smallhold.runtime.types import (
     CancelToken,
     Delta,
@@ -36,6 +37,9 @@ from smallhold.runtime.types import (
 )
 
 GGML_TYPES = {"f16": 1, "q4_0": 2, "q8_0": 8}
+# Whether speculative = "auto" uses prompt lookup for long greedy prompts. Off: on the 2-core
+# benchmark machine it did not win (see bench/bench_speculative.py and BENCHMARKS.md).
+AUTO_PROMPT_LOOKUP = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class LoadOptions:
     n_batch: int = 512
     state_cache_bytes: int = 768 * 1024 * 1024
     spill_dir: Path | None = None
+    speculative: str = "auto"  # "auto" | "off" | "prompt-lookup" (RuntimeSettings.speculative)
 
 
 def common_prefix(a: Sequence[int] | np.ndarray, b: Sequence[int]) -> int:
@@ -117,6 +122,7 @@ class LlamaEngine:
         self.states = StateCache(options.state_cache_bytes, options.spill_dir)
         self._grammars: dict[str, Any] = {}
         self._piece_buf = ctypes.create_string_buffer(64)
+        self._lookup: PromptLookup | None = None
 
     def _make_formatter(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -243,61 +249,116 @@ class LlamaEngine:
             )
         return self._generate(tokens, params, session, cancel)
 
+    def _speculation(self, tokens: Sequence[int], params: GenerationParams) -> str | None:
+        """Which speculative decoder this request uses: "prompt-lookup" or None (plain).
+
+        Prompt lookup verifies drafts by argmax, so it serves greedy decoding only, and a JSON
+        grammar would have to be applied to every drafted row, which it is not.
+        """
+        mode = self.options.speculative
+        if mode == "off" or params.temperature != 0.0 or params.json_schema is not None:
+            return None
+        if mode == "prompt-lookup":
+            return mode
+        if mode == "auto" and AUTO_PROMPT_LOOKUP and len(tokens) >= MIN_PROMPT_TOKENS:
+            return "prompt-lookup"
+        return None
+
+    def _prompt_lookup(self) -> PromptLookup:
+        """The engine's prompt-lookup decoder, probed on first use (the probe needs the KV
+        cache, so the live conversation is saved first, as a switch of conversation would)."""
+        if self._lookup is None:
+            self._lookup = PromptLookup(self.llm)
+        if self._lookup.profile is None:
+            if self._live_key is not None and self.llm.n_tokens > 0:
+                self.states.put(self._live_key, self._snapshot())
+            self._live_key = None
+            self._lookup.probe()
+        return self._lookup
+
     def _generate(self, tokens: list[int], params: GenerationParams, session: str | None,
                   cancel: CancelToken | None) -> Iterator[StreamEvent]:
         from llama_cpp import llama_cpp as C
 
         with self._lock:
+            mode = self._speculation(tokens, params)
+            lookup = self._prompt_lookup() if mode == "prompt-lookup" else None
             self._activate(session, tokens)
             cached = common_prefix(self.llm.input_ids[: self.llm.n_tokens], tokens)
             self.llm.set_seed(params.seed if params.seed is not None else C.LLAMA_DEFAULT_SEED)
-            grammar = self._grammar(params.json_schema) if params.json_schema else None
             budget = min(params.max_tokens, self.n_ctx - len(tokens))
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            stops = [s for s in params.stop if s]
-            pending = ""
-            produced = 0
-            finish: FinishReason = "length"
-            stream = self.llm.generate(
-                tokens, top_k=40, top_p=params.top_p, min_p=0.05, temp=params.temperature,
-                repeat_penalty=1.0, grammar=grammar,
+            stream: Iterator[int]
+            stats: LookupStats | None = None
+            if lookup is not None and lookup.max_batch >= 2:
+                stats = LookupStats()
+                stream = lookup.generate(tokens, budget, stats)
+            else:
+                grammar = self._grammar(params.json_schema) if params.json_schema else None
+                stream = self.llm.generate(
+                    tokens, top_k=40, top_p=params.top_p, min_p=0.05, temp=params.temperature,
+                    repeat_penalty=1.0, grammar=grammar,
+                )
+            finish, produced = yield from self._stream_text(stream, params, budget, cancel)
+            if stats is not None:
+                speculative: str | None = stats.describe()
+            else:
+                # asked for, but batches are not bit-exact here (e.g. an f16 KV cache)
+                speculative = "prompt-lookup:unavailable" if lookup is not None else None
+            yield Finish(
+                finish_reason=finish,
+                usage=Usage(prompt_tokens=len(tokens), completion_tokens=produced,
+                            cached_tokens=cached),
+                model=self.spec.name,
+                speculative=speculative,
             )
-            try:
-                for token in stream:
-                    if cancel is not None and cancel.cancelled:
-                        finish = "cancelled"
-                        break
-                    if C.llama_vocab_is_eog(self._vocab, token):
-                        finish = "stop"
-                        break
-                    produced += 1
-                    pending += decoder.decode(self._piece(token))
-                    hit = min((pending.find(s) for s in stops if s in pending), default=-1)
-                    if hit >= 0:
-                        pending = pending[:hit]
-                        finish = "stop"
-                        break
-                    keep = _held_back(pending, stops) if stops else 0
-                    if len(pending) > keep:
-                        yield Delta(pending[: len(pending) - keep])
-                        pending = pending[len(pending) - keep:]
-                    if produced >= budget:
-                        break
-            finally:
-                stream.close()
-        # The lock is released before the last events: a consumer that stops reading at
-        # Finish (or keeps the generator alive) must not hold the model.
+
+    def _stream_text(self, stream: Iterator[int], params: GenerationParams, budget: int,
+                     cancel: CancelToken | None
+                     ) -> Generator[StreamEvent, None, tuple[FinishReason, int]]:
+        """Tokens to text deltas, shared by every decoder: stops at EOG, a stop string, the
+        token budget or a cancel; holds back text that could still grow into a stop string.
+        Closes ``stream`` when done. Returns (finish reason, completion tokens)."""
+        from llama_cpp import llama_cpp as C
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = [s for s in params.stop if s]
+        pending = ""
+        produced = 0
+        finish: FinishReason = "length"
+        try:
+            for token in stream:
+                if cancel is not None and cancel.cancelled:
+                    finish = "cancelled"
+                    break
+                if C.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                produced += 1
+                pending += decoder.decode(self._piece(token))
+                hit = min((pending.find(s) for s in stops if s in pending), default=-1)
+                if hit >= 0:
+                    pending = pending[:hit]
+                    finish = "stop"
+                    break
+                keep = _held_back(pending, stops) if stops else 0
+                if len(pending) > keep:
+                    yield Delta(pending[: len(pending) - keep])
+                    pending = pending[len(pending) - keep:]
+                if produced >= budget:
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
         pending += decoder.decode(b"", final=True)
         if pending:
             yield Delta(pending)
-        yield Finish(
-            finish_reason=finish,
-            usage=Usage(prompt_tokens=len(tokens), completion_tokens=produced,
-                        cached_tokens=cached),
-            model=self.spec.name,
-        )
+        return finish, produced
 
     def close(self) -> None:
         with self._lock:
             self.states.clear()
+            if self._lookup is not None:
+                self._lookup.close()
+                self._lookup = None
             self.llm.close()
