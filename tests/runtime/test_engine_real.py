@@ -136,3 +136,20 @@ def test_base_model_refuses_chat(shared_models_dir: Path) -> None:
         assert text.strip()
     finally:
         eng.close()
+
+
+def test_a_stream_kept_alive_after_finish_does_not_hold_the_model(engine: LlamaEngine) -> None:
+    import threading
+
+    first = engine.chat([user("Say yes.")], GREEDY)
+    for event in first:
+        if isinstance(event, Finish):
+            break  # the generator stays suspended right after its Finish, still referenced
+    done: list[str] = []
+    worker = threading.Thread(
+        target=lambda: done.append(collect(engine.chat([user("Say no.")], GREEDY)).text),
+        daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert done, "a finished but unclosed stream still held the engine lock"
+    del first
