@@ -3,7 +3,9 @@
 The engine renders the chat template that the GGUF file carries, tokenises, and generates with
 ``llama_cpp.Llama.generate`` so that llama.cpp's prefix reuse applies. Before a request it
 swaps in the KV state of the request's conversation (saving the live one), so conversations
-that take turns do not re-prefill each other's history.
+that take turns do not re-prefill each other's history. Greedy requests may instead decode
+with prompt lookup (:mod:`smallhold.runtime.speculative`): the same tokens, drafted from the
+prompt and verified in batches.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ import numpy as np
 from smallhold.errors import ContextOverflowError, GenerationError, ModelLoadError
 from smallhold.runtime.kvstate import SavedState, StateCache
 from smallhold.runtime.registry import ModelSpec
-from smallhold.runtime.speculative import MIN_PROMPT_TOKENS, LookupStats, PromptLookup
+from smallhold.runtime.speculative import (
+    MIN_PROMPT_TOKENS,
+    BatchProfile,
+    LookupStats,
+    PromptLookup,
+)
 from smallhold.runtime.types import (
     CancelToken,
     Delta,
@@ -269,6 +276,10 @@ class LlamaEngine:
         cache, so the live conversation is saved first, as a switch of conversation would)."""
         if self._lookup is None:
             self._lookup = PromptLookup(self.llm)
+        if self._lookup.profile is None and self.options.kv_cache == "f16":
+            # llama.cpp's f16 KV attention gave batch-size-dependent logits for every model
+            # and context tried (llama-cpp-python 0.3.36, CPU): no batch is exact, skip the probe
+            self._lookup.profile = BatchProfile(exact_upto=1)
         if self._lookup.profile is None:
             if self._live_key is not None and self.llm.n_tokens > 0:
                 self.states.put(self._live_key, self._snapshot())
@@ -287,7 +298,7 @@ class LlamaEngine:
             cached = common_prefix(self.llm.input_ids[: self.llm.n_tokens], tokens)
             self.llm.set_seed(params.seed if params.seed is not None else C.LLAMA_DEFAULT_SEED)
             budget = min(params.max_tokens, self.n_ctx - len(tokens))
-            stream: Iterator[int]
+            stream: Generator[int, Any, None]
             stats: LookupStats | None = None
             if lookup is not None and lookup.max_batch >= 2:
                 stats = LookupStats()
@@ -304,15 +315,17 @@ class LlamaEngine:
             else:
                 # asked for, but batches are not bit-exact here (e.g. an f16 KV cache)
                 speculative = "prompt-lookup:unavailable" if lookup is not None else None
-            yield Finish(
-                finish_reason=finish,
-                usage=Usage(prompt_tokens=len(tokens), completion_tokens=produced,
-                            cached_tokens=cached),
-                model=self.spec.name,
-                speculative=speculative,
-            )
+        # Finish comes after the lock is released: a consumer that stops reading at Finish (or
+        # keeps the generator alive) must not hold the model.
+        yield Finish(
+            finish_reason=finish,
+            usage=Usage(prompt_tokens=len(tokens), completion_tokens=produced,
+                        cached_tokens=cached),
+            model=self.spec.name,
+            speculative=speculative,
+        )
 
-    def _stream_text(self, stream: Iterator[int], params: GenerationParams, budget: int,
+    def _stream_text(self, stream: Generator[int, Any, None], params: GenerationParams, budget: int,
                      cancel: CancelToken | None
                      ) -> Generator[StreamEvent, None, tuple[FinishReason, int]]:
         """Tokens to text deltas, shared by every decoder: stops at EOG, a stop string, the
@@ -347,9 +360,7 @@ class LlamaEngine:
                 if produced >= budget:
                     break
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            stream.close()
         pending += decoder.decode(b"", final=True)
         if pending:
             yield Delta(pending)

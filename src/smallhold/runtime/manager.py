@@ -200,6 +200,7 @@ class ModelManager:
             n_ctx=plan.n_ctx, n_threads=self.settings.n_threads or device.cpu_count,
             kv_cache=plan.kv_cache,
             state_cache_bytes=self.settings.state_cache_mb * MB,
+            speculative=self.settings.speculative,
             spill_dir=self.paths.cache_dir / "kv" / spec.name,
         )
         started = time.perf_counter()
