@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Column, Table
 
-from smallhold.commands._output import console, emit_json, handle_errors, json_option
+from smallhold.console import console, emit_json, handle_errors, json_option
 from smallhold.paths import resolve_paths
 from smallhold.runtime.embeddings import Embedder, cosine_matrix
 

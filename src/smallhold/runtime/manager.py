@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -72,13 +72,6 @@ class LoadedModel:
     load_seconds: float
 
 
-@dataclass
-class _Pending:
-    """Models unloaded under memory pressure, to bring back when RAM recovers."""
-
-    names: list[str] = field(default_factory=list)
-
-
 class ModelManager:
     def __init__(
         self,
@@ -103,7 +96,7 @@ class ModelManager:
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.RLock()
         self._freed = threading.Condition(self._lock)
-        self._pressure = _Pending()
+        self._unloaded_under_pressure: list[str] = []  # reloaded when RAM recovers
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_activity = clock()
@@ -247,10 +240,6 @@ class ModelManager:
                     self._unload(slot.spec.name, reason="keep-alive", detail="keep_alive = 0")
                 self._freed.notify_all()
 
-    def plan_for(self, name: str | None = None) -> Plan:
-        """The plan of a loaded model, or what loading it would do."""
-        return self.plan(name)
-
     def load(self, name: str | None = None, reason: str = "requested") -> LoadedModel:
         with self._lock:
             slot = self._load(get_model(name or self.settings.default_model).name, reason)
@@ -293,14 +282,14 @@ class ModelManager:
             if device.available_ram < low:
                 for slot in sorted(self._slots.values(), key=lambda s: s.last_used):
                     if slot.refs == 0:
-                        self._pressure.names.append(slot.spec.name)
+                        self._unloaded_under_pressure.append(slot.spec.name)
                         self._unload(slot.spec.name, reason="memory-pressure",
                                      detail=f"{device.available_ram / MB:,.0f} MB available, "
                                             f"under {low / MB:,.0f} MB")
                 return
             recovered = device.available_ram >= self.settings.recover_memory_mb * MB
-            if self._pressure.names and recovered:
-                names, self._pressure.names = self._pressure.names, []
+            if self._unloaded_under_pressure and recovered:
+                names, self._unloaded_under_pressure = self._unloaded_under_pressure, []
                 for name in names:
                     self._try_load(name, "memory recovered")
                 return

@@ -103,10 +103,6 @@ class Runtime:
                                     events=self.trace, usage=usage)
         return LlamaBackend(self.manager)
 
-    @property
-    def default_model(self) -> str:
-        return get_model(self.settings.runtime.default_model).name
-
     def resolve_model(self, model: str | None) -> str:
         if self.backend.name != "llama":
             return model or self.settings.runtime.default_model

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from smallhold.runtime.manager import ModelManager
-from smallhold.runtime.registry import get_model
 from smallhold.runtime.types import ChatRequest, StreamEvent
 
 
@@ -30,10 +29,7 @@ class LlamaBackend:
             return int(engine.count_tokens(text))
 
     def context_length(self, model: str) -> int:
-        return self.manager.plan_for(model).n_ctx
-
-    def models(self) -> list[str]:
-        return [get_model(m.name).name for m in self.manager.loaded()]
+        return self.manager.plan(model).n_ctx
 
     def close(self) -> None:
         self.manager.close()
