@@ -18,7 +18,7 @@ from smallhold.errors import ConfigError
 from smallhold.paths import DEFAULT_PROFILE, Paths, resolve_paths
 
 ENV_PREFIX = "SMALLHOLD_"
-_NOT_SETTINGS = {"HOME", "PASSPHRASE", "MODELS_DIR"}
+_NOT_SETTINGS = {"HOME", "PASSPHRASE", "KEY_FILE", "MODELS_DIR"}
 
 
 class _Section(BaseModel):

@@ -33,6 +33,10 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+profile_option = click.option(
+    "--profile", default="default", envvar="SMALLHOLD_PROFILE", show_default=True,
+    help="Whose data: each profile has its own encrypted vault (env SMALLHOLD_PROFILE).",
+)
 
 
 def _default(value: Any) -> Any:

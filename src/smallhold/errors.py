@@ -20,7 +20,21 @@ OpenAI-style error body.
     │   └── StructuredOutputError    no valid object after N tries
     ├── BackendError                 a backend failed (remote server down, bad reply)
     ├── EmbeddingError               the embedding model is missing or broken
-    └── TraceError                   the trace database cannot be read or written
+    ├── TraceError                   the trace database cannot be read or written
+    └── StoreError                   the profile's encrypted store
+        ├── VaultNotFoundError       no vault yet for this profile
+        ├── VaultLockedError         the vault exists but no key was given
+        ├── WrongKeyError            the passphrase or key does not open the vault
+        ├── VaultCorruptError        the file is damaged (the key is right)
+        ├── VaultBusyError           another process holds the vault for rekey or wipe
+        ├── SchemaTooNewError        a newer smallhold wrote this database
+        ├── RecordValidationError    a record does not match its collection's model
+        ├── RecordNotFoundError      no record with that id
+        └── SyncError
+            ├── RelayUnreachableError   the relay did not answer
+            ├── RelayProtocolError      the relay sent garbage, a forged or replayed batch
+            ├── SyncNotAllowedError     the collection is not enabled for sync
+            └── PairingError            the pairing code is wrong or expired
 """
 
 from __future__ import annotations
@@ -107,6 +121,76 @@ class TraceError(SmallholdError):
     code = "trace_error"
 
 
+class StoreError(SmallholdError):
+    code = "store_error"
+
+
+class VaultNotFoundError(StoreError):
+    exit_code = 3
+    code = "vault_not_found"
+
+
+class VaultLockedError(StoreError):
+    exit_code = 3
+    http_status = 423
+    code = "vault_locked"
+
+
+class WrongKeyError(StoreError):
+    exit_code = 3
+    http_status = 403
+    code = "wrong_key"
+
+
+class VaultCorruptError(StoreError):
+    code = "vault_corrupt"
+
+
+class VaultBusyError(StoreError):
+    http_status = 409
+    code = "vault_busy"
+
+
+class SchemaTooNewError(StoreError):
+    code = "schema_too_new"
+
+
+class RecordValidationError(StoreError):
+    http_status = 422
+    openai_type = "invalid_request_error"
+    code = "record_invalid"
+
+
+class RecordNotFoundError(StoreError):
+    http_status = 404
+    openai_type = "invalid_request_error"
+    code = "record_not_found"
+
+
+class SyncError(StoreError):
+    code = "sync_error"
+
+
+class RelayUnreachableError(SyncError):
+    http_status = 503
+    code = "relay_unreachable"
+
+
+class RelayProtocolError(SyncError):
+    http_status = 502
+    code = "relay_protocol_error"
+
+
+class SyncNotAllowedError(SyncError):
+    http_status = 403
+    code = "sync_not_allowed"
+
+
+class PairingError(SyncError):
+    http_status = 403
+    code = "pairing_failed"
+
+
 __all__ = [
     "BackendError",
     "ConfigError",
@@ -119,9 +203,23 @@ __all__ = [
     "ModelFileError",
     "ModelLoadError",
     "ModelNotInstalledError",
+    "PairingError",
+    "RecordNotFoundError",
+    "RecordValidationError",
+    "RelayProtocolError",
+    "RelayUnreachableError",
     "ResourceError",
+    "SchemaTooNewError",
     "SmallholdError",
+    "StoreError",
     "StructuredOutputError",
+    "SyncError",
+    "SyncNotAllowedError",
     "TraceError",
     "UnknownModelError",
+    "VaultBusyError",
+    "VaultCorruptError",
+    "VaultLockedError",
+    "VaultNotFoundError",
+    "WrongKeyError",
 ]

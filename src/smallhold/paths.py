@@ -8,6 +8,7 @@ folder (tests point it at a tmp dir, so they never touch the user's real data), 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class Paths:
     data_dir: Path
     cache_dir: Path
     models_override: Path | None = None
+    runtime_override: Path | None = None
 
     @property
     def config_file(self) -> Path:
@@ -34,6 +36,19 @@ class Paths:
     def models_dir(self) -> Path:
         """Reassembled model files, shared by every profile (they hold no user data)."""
         return self.models_override or self.data_dir / "models"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Short-lived per-user state (an unlocked vault's session key): RAM-backed on Linux.
+
+        ``$XDG_RUNTIME_DIR`` is a tmpfs that disappears at logout; without it platformdirs
+        falls back to a folder under /tmp, which may be on disk (``vault status`` says so).
+        """
+        if self.runtime_override is not None:
+            return self.runtime_override
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the no-XDG_RUNTIME_DIR fallback warns
+            return Path(platformdirs.user_runtime_dir(APP_NAME))
 
     def profile_dir(self, profile: str = DEFAULT_PROFILE) -> Path:
         return self.data_dir / "profiles" / profile
@@ -52,7 +67,7 @@ def resolve_paths(env: dict[str, str] | None = None) -> Paths:
     if home:
         root = Path(home).expanduser()
         return Paths(config_dir=root / "config", data_dir=root / "data", cache_dir=root / "cache",
-                     models_override=override)
+                     models_override=override, runtime_override=root / "run")
     return Paths(
         config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
         data_dir=Path(platformdirs.user_data_dir(APP_NAME)),

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import hashlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 
 from smallhold.errors import SmallholdError
-from smallhold.paths import resolve_paths
-from smallhold.store.database import open_database, profile_db_path
+from smallhold.store import sqlcipher
 from smallhold.store.migrations import Migration, applied_migrations, migrate
 
 
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = open_database(tmp_path / "db" / "smallhold.db")
+    connection = sqlcipher.connect(tmp_path / "smallhold.db", os.urandom(sqlcipher.KEY_BYTES))
     yield connection
     connection.close()
 
@@ -63,7 +62,7 @@ def test_new_migrations_are_appended(conn: sqlite3.Connection) -> None:
 
 def test_failed_migration_rolls_back_alone(conn: sqlite3.Connection) -> None:
     broken = [*STEPS[:1], Migration("0002_bad", "CREATE TABLE half (x); SELECT * FROM nowhere;")]
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(sqlcipher.OperationalError):
         migrate(conn, broken)
     assert applied_migrations(conn) == ["0001_notes"]
     assert "half" not in _tables(conn)
@@ -92,40 +91,16 @@ def test_duplicate_names_are_a_programming_error(conn: sqlite3.Connection) -> No
         migrate(conn, [STEPS[0], STEPS[0]])
 
 
-def test_open_database_settings(tmp_path: Path) -> None:
-    path = tmp_path / "a" / "b" / "smallhold.db"
-    conn = open_database(path)
+def test_encrypted_connection_settings(tmp_path: Path) -> None:
+    path = tmp_path / "smallhold.db"
+    conn = sqlcipher.connect(path, os.urandom(sqlcipher.KEY_BYTES))
     try:
         assert path.exists()
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert conn.execute("PRAGMA secure_delete").fetchone() == (1,)
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+        assert conn.execute("SELECT vec_version()").fetchone()[0].startswith("v")
+        assert sqlcipher.cipher_version(conn).startswith("4.")
     finally:
         conn.close()
-
-
-@pytest.mark.parametrize(
-    "content",
-    [b"hello, I am a text file\n" * 200, bytes(range(256)) * 40],
-    ids=["text", "binary"],
-)
-def test_non_sqlite_file_gives_clear_error_and_is_untouched(
-    tmp_path: Path, content: bytes
-) -> None:
-    path = tmp_path / "smallhold.db"
-    path.write_bytes(content)
-    before = hashlib.sha256(path.read_bytes()).hexdigest()
-    with pytest.raises(SmallholdError) as info:
-        open_database(path)
-    message = str(info.value)
-    assert str(path) in message
-    assert "not a SQLite database" in message and "Move the file aside" in message
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["smallhold.db"]
-
-
-def test_profile_db_path(tmp_path: Path) -> None:
-    paths = resolve_paths({"SMALLHOLD_HOME": str(tmp_path)})
-    assert profile_db_path(paths, "work") == paths.profile_dir("work") / "smallhold.db"
-    assert profile_db_path(paths) == paths.profile_dir("default") / "smallhold.db"
-    assert not profile_db_path(paths).parent.exists()

@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 
 from smallhold.commands.trace import trace
 from smallhold.paths import resolve_paths
-from smallhold.store.database import profile_db_path
+from smallhold.store.vault import vault_files
 from smallhold.trace import CallRecord, TraceLog
 
 
@@ -135,11 +135,11 @@ def test_profile_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_broken_database_file_is_reported() -> None:
-    path = profile_db_path(resolve_paths())
+    path = vault_files(resolve_paths()).db
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\x00garbage" * 512)
     result = run("list")
     assert result.exit_code == 1
     assert str(path) in result.stderr.replace("\n", "")
-    assert "Move the file aside" in result.stderr.replace("\n", " ")
+    assert "move the file aside" in result.stderr.replace("\n", " ")
     assert path.read_bytes() == b"\x00garbage" * 512

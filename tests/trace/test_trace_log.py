@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from smallhold.errors import TraceError
+from smallhold.errors import TraceError, VaultCorruptError
 from smallhold.paths import Paths, resolve_paths
-from smallhold.store.database import profile_db_path
+from smallhold.store.vault import open_vault, vault_files
 from smallhold.trace import CallRecord, EventRecord, SpanRecord, TraceLog
 from smallhold.trace.stats import percentile
 
@@ -216,29 +216,26 @@ def test_open_is_idempotent_and_persists(paths: Paths) -> None:
         cid = log.record_call(call())
     with TraceLog.open(paths, "work") as log:
         assert log.get(cid) is not None
-    assert profile_db_path(paths, "work").exists()
-    conn = sqlite3.connect(profile_db_path(paths, "work"))
-    names = conn.execute("SELECT name FROM _migrations WHERE scope = 'trace'").fetchall()
-    conn.close()
+    assert vault_files(paths, "work").db.exists()
+    with open_vault(paths, "work") as vault:
+        names = vault.conn.execute("SELECT name FROM _migrations WHERE scope = 'trace'").fetchall()
     assert [n[0] for n in names] == ["0001_calls_and_events", "0002_spans"]
 
 
 def test_newer_database_is_refused(paths: Paths) -> None:
     TraceLog.open(paths).close()
-    conn = sqlite3.connect(profile_db_path(paths))
-    with conn:
+    with open_vault(paths) as vault, vault.transaction() as conn:
         conn.execute("INSERT INTO _migrations VALUES ('trace', '0099_future', 0)")
-    conn.close()
     with pytest.raises(TraceError, match="0099_future"):
         TraceLog.open(paths)
 
 
-def test_non_sqlite_profile_db_is_a_trace_error_and_untouched(paths: Paths) -> None:
-    path = profile_db_path(paths)
+def test_foreign_file_in_place_of_the_vault_is_refused_and_untouched(paths: Paths) -> None:
+    path = vault_files(paths).db
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a database at all\n" * 100)
     before = path.read_bytes()
-    with pytest.raises(TraceError, match="Move the file aside"):
+    with pytest.raises(VaultCorruptError, match="move the file aside"):
         TraceLog.open(paths)
     assert path.read_bytes() == before
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from smallhold.errors import SmallholdError
+from smallhold.errors import SchemaTooNewError
 
 MIGRATIONS_TABLE = "_migrations"
 DEFAULT_SCOPE = "main"
@@ -57,7 +57,7 @@ def migrate(
 ) -> list[str]:
     """Apply the migrations the database lacks, in order; return the names applied now.
 
-    Raises :class:`~smallhold.errors.SmallholdError` when the database records a migration
+    Raises :class:`~smallhold.errors.SchemaTooNewError` when the database records a migration
     this code does not know (it was written by a newer smallhold): nothing is applied then.
     """
     names = [m.name for m in migrations]
@@ -137,7 +137,7 @@ def _check_known(conn: sqlite3.Connection, scope: str, names: Sequence[str]) -> 
     known = set(names)
     unknown = [name for name in applied_migrations(conn, scope) if name not in known]
     if unknown:
-        raise SmallholdError(
+        raise SchemaTooNewError(
             f"the database {_describe(conn)} has {scope} schema migrations this version of "
             f"smallhold does not know ({', '.join(unknown)}); a newer smallhold wrote it. "
             "Upgrade smallhold (pip install -U smallhold), or use another profile."

@@ -1,4 +1,4 @@
-"""The trace log: every LLM call, runtime decision and tool call is a row in SQLite.
+"""The trace log: every LLM call, runtime decision and tool call is a row in the vault.
 
 One :class:`TraceLog` wraps one connection and is safe to share between threads (the
 server records from several): a lock serialises every transaction on it. Each write is
@@ -25,8 +25,9 @@ from pydantic import TypeAdapter
 
 from smallhold.errors import SmallholdError, TraceError
 from smallhold.paths import DEFAULT_PROFILE, Paths
-from smallhold.store.database import open_database, profile_db_path
 from smallhold.store.migrations import migrate
+from smallhold.store.sqlcipher import DB_ERRORS
+from smallhold.store.vault import open_vault
 from smallhold.trace import otel
 from smallhold.trace.records import (
     CallRecord,
@@ -82,18 +83,20 @@ class TraceLog:
         *,
         clock: Callable[[], float] = time.time,
         tracer_provider: TracerProvider | None = None,
-        owns_connection: bool = False,
+        lock: threading.RLock | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._conn = conn
         self._clock = clock
         self._provider = tracer_provider
-        self._owns = owns_connection
-        self._lock = threading.Lock()
+        self._on_close = on_close
+        # Shared with the other users of a vault connection, so transactions never interleave.
+        self._lock = lock or threading.RLock()
         try:
             migrate(conn, MIGRATIONS, scope=SCOPE, clock=clock)
         except SmallholdError as exc:
             raise TraceError(str(exc)) from exc
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             raise TraceError(f"cannot prepare the trace tables ({exc}).") from exc
 
     @classmethod
@@ -105,23 +108,26 @@ class TraceLog:
         clock: Callable[[], float] = time.time,
         tracer_provider: TracerProvider | None = None,
     ) -> TraceLog:
-        """The trace log of a profile, in its ``smallhold.db``; closed by :meth:`close`."""
-        path = profile_db_path(paths, profile)
+        """The trace log of a profile, inside its encrypted vault; closed by :meth:`close`.
+
+        A profile without a vault gets its default one (keyring or key file, see
+        :func:`smallhold.store.vault.open_vault`); a locked passphrase vault raises
+        :class:`~smallhold.errors.VaultLockedError`, whose message says how to unlock it.
+        """
+        vault = open_vault(paths, profile, create_default=True)
         try:
-            conn = open_database(path)
-        except SmallholdError as exc:
-            raise TraceError(str(exc)) from exc
-        try:
-            return cls(conn, clock=clock, tracer_provider=tracer_provider, owns_connection=True)
+            return cls(vault.conn, clock=clock, tracer_provider=tracer_provider,
+                       lock=vault.lock, on_close=vault.close)
         except BaseException:
-            conn.close()
+            vault.close()
             raise
 
     def close(self) -> None:
-        """Close the connection if this log opened it; a borrowed one is the caller's."""
-        if self._owns:
+        """Close the vault if this log opened it; a borrowed connection is the caller's."""
+        if self._on_close is not None:
             with self._lock:
-                self._conn.close()
+                self._on_close()
+            self._on_close = None
 
     def __enter__(self) -> TraceLog:
         return self
@@ -140,7 +146,7 @@ class TraceLog:
             try:
                 with self._conn:
                     yield self._conn
-            except sqlite3.Error as exc:
+            except DB_ERRORS as exc:
                 raise TraceError(
                     f"cannot {action} the trace log in {_db_file(self._conn)} ({exc}). "
                     "Check free disk space and that no other program holds the file."
@@ -311,10 +317,11 @@ def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
-    cursor = conn.cursor()
-    cursor.row_factory = sqlite3.Row
-    return list(cursor.execute(sql, params))
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    # Plain dicts: the standard module's Row does not fit SQLCipher's cursors, nor theirs ours.
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
 def _select(
@@ -345,7 +352,7 @@ def _select(
     return [_decode(kind, row) for row in _rows(conn, sql, tuple(params))]
 
 
-def _decode(kind: RecordType, row: sqlite3.Row) -> TraceRecord:
+def _decode(kind: RecordType, row: dict[str, Any]) -> TraceRecord:
     data = dict(row)
     data["type"] = kind
     for column in ("messages", "data", "attrs"):
@@ -357,7 +364,7 @@ def _decode(kind: RecordType, row: sqlite3.Row) -> TraceRecord:
 def _db_file(conn: sqlite3.Connection) -> str:
     try:
         row = conn.execute("SELECT file FROM pragma_database_list WHERE name = 'main'").fetchone()
-    except sqlite3.Error:
+    except DB_ERRORS:
         return "its database"
     return str(Path(row[0])) if row and row[0] else "memory"
 
