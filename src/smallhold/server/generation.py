@@ -5,17 +5,22 @@ engine's lock, the model manager's reference count and the trace record all begi
 the thread that owns them, and the event loop only ever awaits a memory channel. Leaving the
 context cancels the generation and waits for the thread, so a model is free again when the
 response ends, whether the client read it all or went away.
+
+The worker never waits for the loop: each event is handed over with
+``call_soon_threadsafe`` (asyncio, which uvicorn and Starlette's test client run), so
+decoding goes on while the loop is busy writing to other clients.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -62,12 +67,21 @@ class Events:
 
 
 def _producer(start: Callable[[], Iterator[StreamEvent]], cancel: CancelToken,
-              send: MemoryObjectSendStream[_Item]) -> Callable[[], None]:
-    def push(item: _Item) -> None:
+              send: MemoryObjectSendStream[_Item],
+              loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    def deliver(item: _Item) -> None:  # runs on the event loop
         try:
-            anyio.from_thread.run_sync(send.send_nowait, item)
+            send.send_nowait(item)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             cancel.cancel()  # nobody reads any more: stop at the next token
+
+    def push(item: _Item) -> None:
+        # Hand the event over without waiting for the loop to take it: a blocking hop per
+        # token would stall decoding whenever the loop is busy with other clients.
+        try:
+            loop.call_soon_threadsafe(deliver, item)
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            cancel.cancel()
 
     def produce() -> None:
         events: Iterator[StreamEvent] | None = None
@@ -83,7 +97,9 @@ def _producer(start: Callable[[], Iterator[StreamEvent]], cancel: CancelToken,
             close = getattr(events, "close", None)
             if close is not None:
                 close()
-            anyio.from_thread.run_sync(send.close)
+            # Queued after every event pushed above (the loop runs callbacks in order).
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(send.close)
 
     return produce
 
@@ -93,7 +109,7 @@ async def threaded_events(start: Callable[[], Iterator[StreamEvent]], cancel: Ca
                           limiter: anyio.CapacityLimiter | None = None) -> AsyncIterator[Events]:
     """Call ``start()`` and iterate what it returns in a worker thread."""
     send, receive = anyio.create_memory_object_stream[_Item](max_buffer_size=math.inf)
-    produce = _producer(start, cancel, send)
+    produce = _producer(start, cancel, send, asyncio.get_running_loop())
     async with anyio.create_task_group() as group:
         group.start_soon(_in_thread, produce, limiter)
         try:
