@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("smallhold.commands.trace", "The local log of model calls and decisions."),
     "serve": ("smallhold.commands.serve", "OpenAI-compatible server on 127.0.0.1."),
     "config": ("smallhold.commands.config", "Show settings and paths."),
+    "memory": ("smallhold.commands.memory", "Long-term memory: remember, recall, forget."),
     "vault": ("smallhold.commands.vault", "The encrypted vault of a profile: init, unlock, rekey."),
 }
 
