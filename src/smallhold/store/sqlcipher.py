@@ -23,6 +23,9 @@ import sqlite_vec
 
 KEY_BYTES = 32
 BUSY_TIMEOUT_S = 10.0
+# SQLite's page cache holds pages decrypted; the default 2 MiB would make every vector search
+# decrypt the whole vec0 table again. Pages are only allocated as they are used.
+DEFAULT_CACHE_MIB = 256
 
 DatabaseError: type[Exception] = sqlcipher3.DatabaseError
 OperationalError: type[Exception] = sqlcipher3.OperationalError
@@ -35,7 +38,8 @@ class NotADatabase(Exception):
     """The file did not decrypt to a database: a wrong key, or a damaged or foreign file."""
 
 
-def connect(path: Path | str, key: bytes, *, create: bool = True) -> sqlite3.Connection:
+def connect(path: Path | str, key: bytes, *, create: bool = True,
+            cache_mib: int = DEFAULT_CACHE_MIB) -> sqlite3.Connection:
     """Open ``path`` with ``key``, checked by reading the schema before anything writes.
 
     WAL journal (encrypted like the main file), foreign keys on, secure_delete so freed pages
@@ -65,6 +69,7 @@ def connect(path: Path | str, key: bytes, *, create: bool = True) -> sqlite3.Con
         conn.execute("PRAGMA journal_mode = WAL").fetchone()
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")
+        conn.execute(f"PRAGMA cache_size = {-int(cache_mib) * 1024}")
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         load_vector_extension(conn)
     except BaseException:
