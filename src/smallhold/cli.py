@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("smallhold.commands.serve", "OpenAI-compatible server on 127.0.0.1."),
     "config": ("smallhold.commands.config", "Show settings and paths."),
     "memory": ("smallhold.commands.memory", "Long-term memory: remember, recall, forget."),
+    "sync": ("smallhold.commands.sync", "Device sync through a ciphertext-only relay."),
     "vault": ("smallhold.commands.vault", "The encrypted vault of a profile: init, unlock, rekey."),
 }
 
