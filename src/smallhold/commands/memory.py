@@ -38,15 +38,6 @@ def _table(memories: list[Memory], title: str) -> Table:
     return table
 
 
-def _resolve_id(store: MemoryStore, prefix: str) -> str:
-    """Accept the short ids the tables show: a unique prefix of a full id."""
-    if len(prefix) == 32:
-        return prefix
-    matches = [m.id for m in store.list(limit=100_000) + store.list(archived=True, limit=100_000)
-               if m.id.startswith(prefix)]
-    return matches[0] if len(matches) == 1 else prefix
-
-
 @click.group()
 def memory() -> None:
     """Long-term memory: remember, recall (meaning + keywords + recency), forget, consolidate."""
@@ -104,7 +95,7 @@ def recall(profile: str, query: str, k: int, kind: str | None, tags: tuple[str, 
 def forget(profile: str, memory_id: str, reason: str, as_json: bool) -> None:
     """Delete a memory for good (its history keeps only that it was forgotten, and why)."""
     with _memories(profile) as store:
-        full = _resolve_id(store, memory_id)
+        full = store.resolve_id(memory_id)
         store.forget(full, reason)
     if as_json:
         emit_json({"id": full, "forgotten": True, "reason": reason})
@@ -137,7 +128,7 @@ def list_(profile: str, kind: str | None, archived: bool, limit: int, as_json: b
 def show(profile: str, memory_id: str, as_json: bool) -> None:
     """One memory and its history (why it faded, merged or was archived)."""
     with _memories(profile) as store:
-        full = _resolve_id(store, memory_id)
+        full = store.resolve_id(memory_id)
         item, events = store.get(full), store.history(full)
     if as_json:
         emit_json({"memory": item, "history": events})
@@ -160,7 +151,7 @@ def show(profile: str, memory_id: str, as_json: bool) -> None:
 def history(profile: str, memory_id: str | None, limit: int, as_json: bool) -> None:
     """What happened to memories (all, or one): stored, reinforced, faded, merged, forgotten."""
     with _memories(profile) as store:
-        events = store.history(_resolve_id(store, memory_id) if memory_id else None, limit)
+        events = store.history(store.resolve_id(memory_id) if memory_id else None, limit)
     if as_json:
         emit_json(events)
         return

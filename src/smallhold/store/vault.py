@@ -239,18 +239,11 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (after a rename), to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -290,7 +283,7 @@ def _recover(files: VaultFiles) -> None:
             files.next_meta.unlink()
         else:
             os.replace(files.next_meta, files.meta)  # cut after it: finish the rekey
-            _fsync_dir(files.folder)
+            _fsync(files.folder)
     elif files.rekey_db.exists():
         files.rekey_db.unlink()  # cut while exporting
     if files.init_db.exists() and not files.meta.exists():
@@ -458,14 +451,14 @@ def init_vault(paths: Paths, profile: str, spec: KeySpec, *, clock: Callable[[],
             sqlcipher.encrypt_plaintext(files.db, files.init_db, key)
         else:
             sqlcipher.connect(files.init_db, key).close()
-        _fsync_file(files.init_db)
+        _fsync(files.init_db)
         _write_json_atomic(files.meta, meta.to_json())
         if legacy:
             for stale in [files.db, *files.sidecars()]:
                 with contextlib.suppress(FileNotFoundError):
                     stale.unlink()
         os.replace(files.init_db, files.db)
-        _fsync_dir(files.folder)
+        _fsync(files.folder)
     return _open_with_key(files, meta, key, profile, created=True)
 
 
@@ -591,7 +584,7 @@ def rekey_vault(
                 raise
         finally:
             conn.close()
-        _fsync_file(files.rekey_db)
+        _fsync(files.rekey_db)
         stage("exported")
         check = sqlcipher.connect(files.rekey_db, new_key, create=False)
         try:
@@ -613,10 +606,10 @@ def rekey_vault(
             with contextlib.suppress(FileNotFoundError):
                 sidecar.unlink()
         os.replace(files.rekey_db, files.db)  # the commit point
-        _fsync_dir(files.folder)
+        _fsync(files.folder)
         stage("committed")
         os.replace(files.next_meta, files.meta)
-        _fsync_dir(files.folder)
+        _fsync(files.folder)
         _forget_key(meta, profile)
         path = session_path(paths.runtime_dir, profile)
         session = load_session(path, meta.vault_id)

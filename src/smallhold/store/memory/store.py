@@ -175,9 +175,7 @@ class MemoryStore:
             raise RecordValidationError(f"the vector has shape {embedding.shape}; this memory "
                                         f"uses {self.embedder.dim} dimensions.")
         now = self.clock()
-        memory = Memory(id=uuid.uuid4().hex, kind=kind, text=body, tags=sorted(set(tags)),
-                        importance=importance, weight=1.0, created_at=now, updated_at=now,
-                        reinforced_at=now, reinforcements=0, origin=self.handle.device_id)
+        memory = self._new(body, kind, tags, importance, now)
         with self.handle.transaction() as conn:
             self._insert(conn, memory, embedding)
             self._event(conn, memory.id, "remember", "stored", {"kind": kind}, now)
@@ -189,12 +187,15 @@ class MemoryStore:
         now = self.clock()
         with self.handle.transaction() as conn:
             for text, vector in items:
-                memory = Memory(id=uuid.uuid4().hex, kind=kind, text=text, tags=[],
-                                importance=0.5, weight=1.0, created_at=now, updated_at=now,
-                                reinforced_at=now, reinforcements=0,
-                                origin=self.handle.device_id)
-                self._insert(conn, memory, np.asarray(vector, np.float32))
+                self._insert(conn, self._new(text, kind, (), 0.5, now),
+                             np.asarray(vector, np.float32))
         return len(items)
+
+    def _new(self, text: str, kind: str, tags: Sequence[str], importance: float,
+             now: float) -> Memory:
+        return Memory(id=uuid.uuid4().hex, kind=kind, text=text, tags=sorted(set(tags)),
+                      importance=importance, weight=1.0, created_at=now, updated_at=now,
+                      reinforced_at=now, reinforcements=0, origin=self.handle.device_id)
 
     def _insert(self, conn: sqlite3.Connection, memory: Memory,
                 vector: NDArray[np.float32]) -> None:
@@ -222,6 +223,14 @@ class MemoryStore:
             raise RecordNotFoundError(f"no memory with id {memory_id!r}; `smallhold memory "
                                       "list` shows the ids.")
         return tuple(row)
+
+    def resolve_id(self, prefix: str) -> str:
+        """The full id for a unique prefix (the short ids tables show); else ``prefix``."""
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT id FROM memories WHERE substr(id, 1, ?) = ? LIMIT 2",
+                (len(prefix), prefix)).fetchall()
+        return str(rows[0][0]) if len(rows) == 1 else prefix
 
     def get(self, memory_id: str) -> Memory:
         with self.handle.lock:
