@@ -10,6 +10,7 @@ hears of it).
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from smallhold.errors import RecordNotFoundError, RecordValidationError
 from smallhold.store.handle import VaultHandle
 from smallhold.store.hlc import HybridClock, Timestamp
 from smallhold.store.migrations import Migration
+from smallhold.store.sync.merge import Op, Version
 
 SCOPE = "collections"
 CLOCK_KEY = "collections.hlc"
@@ -37,9 +39,29 @@ MIGRATIONS = (
             at REAL NOT NULL);
         CREATE INDEX changes_collection ON changes (collection, seq);
     """),
+    # Sync: a version names the heads it replaced, so the change log is each record's history.
+    Migration("0002_version_history", """
+        ALTER TABLE changes ADD COLUMN parents TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE changes ADD COLUMN keep TEXT;
+        ALTER TABLE records ADD COLUMN heads TEXT NOT NULL DEFAULT '[]';
+        UPDATE records SET heads = json_array(version);
+        UPDATE changes SET parents = COALESCE((
+            SELECT json_array(earlier.version) FROM changes AS earlier
+            WHERE earlier.collection = changes.collection
+              AND earlier.record_id = changes.record_id AND earlier.seq < changes.seq
+            ORDER BY earlier.seq DESC LIMIT 1), '[]');
+        CREATE UNIQUE INDEX changes_version ON changes (collection, record_id, version);
+    """),
 )
 
 M = TypeVar("M", bound=BaseModel)
+_KNOWN_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def known_models() -> dict[str, type[BaseModel]]:
+    """Models of the collections opened in this process: sync validates incoming records
+    against them (a collection no code here has opened is checked for shape only)."""
+    return dict(_KNOWN_MODELS)
 
 
 class Record(BaseModel, Generic[M]):
@@ -71,11 +93,7 @@ class Collection(Generic[M]):
         self.model = model
         self.clock = clock
         handle.migrate(MIGRATIONS, scope=SCOPE)
-
-    def _hlc(self) -> HybridClock:
-        saved = self.handle.meta(CLOCK_KEY)
-        last = Timestamp.decode(saved) if saved else None
-        return HybridClock(self.handle.device_id, last)
+        _KNOWN_MODELS[name] = model
 
     def _validate(self, value: M | Mapping[str, Any]) -> M:
         try:
@@ -88,31 +106,18 @@ class Collection(Generic[M]):
         """Insert or replace a record (validated first); returns it with its new version."""
         item = self._validate(value)
         rid = record_id or uuid.uuid4().hex
-        now = self.clock()
-        data = item.model_dump_json()
-        with self.handle.transaction() as conn:
-            clock = self._hlc()
-            version = clock.tick(now).encode()
-            row = conn.execute("SELECT created_at FROM records WHERE collection = ? AND id = ?",
-                               (self.name, rid)).fetchone()
-            created = float(row[0]) if row else now
-            conn.execute(
-                "INSERT INTO records (collection, id, data, created_at, updated_at, origin, "
-                "version, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (collection, id) "
-                "DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at, "
-                "origin = excluded.origin, version = excluded.version, deleted = 0",
-                (self.name, rid, data, created, now, self.handle.device_id, version))
-            self._log(conn, rid, version, "put", data, now)
-            self.handle.set_meta(CLOCK_KEY, version)
-        return Record[self.model](  # type: ignore[name-defined]
-            id=rid, collection=self.name, value=item, created_at=created, updated_at=now,
-            origin=self.handle.device_id, version=version)
+        version = self._write(rid, "put", item.model_dump_json())
+        return self._record_of(version, rid, item)
 
-    def _log(self, conn: Any, rid: str, version: str, op: str, data: str | None,
-             now: float) -> None:
-        conn.execute("INSERT INTO changes (collection, record_id, version, op, data, origin, at) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (self.name, rid, version, op, data, self.handle.device_id, now))
+    def _write(self, rid: str, op: Op, data: str | None) -> Version:
+        return write_local(self.handle, self.name, rid, op, data, now=self.clock())
+
+    def _record_of(self, version: Version, rid: str, item: M) -> Record[M]:
+        row = self.handle.conn.execute("SELECT created_at FROM records WHERE collection = ? "
+                                       "AND id = ?", (self.name, rid)).fetchone()
+        return Record[self.model](  # type: ignore[name-defined]
+            id=rid, collection=self.name, value=item, created_at=row[0],
+            updated_at=version.at, origin=version.origin, version=version.version)
 
     def get(self, record_id: str) -> Record[M]:
         with self.handle.lock:
@@ -141,30 +146,67 @@ class Collection(Generic[M]):
 
     def delete(self, record_id: str) -> None:
         """Leave a tombstone (other devices must hear of the delete), log the change."""
-        now = self.clock()
-        with self.handle.transaction() as conn:
-            found = conn.execute("SELECT 1 FROM records WHERE collection = ? AND id = ? AND "
-                                 "deleted = 0", (self.name, record_id)).fetchone()
-            if found is None:
-                raise RecordNotFoundError(f"collection {self.name!r} has no record "
-                                          f"{record_id!r}.")
-            version = self._hlc().tick(now).encode()
-            conn.execute("UPDATE records SET data = '{}', deleted = 1, updated_at = ?, "
-                         "origin = ?, version = ? WHERE collection = ? AND id = ?",
-                         (now, self.handle.device_id, version, self.name, record_id))
-            self._log(conn, record_id, version, "delete", None, now)
-            self.handle.set_meta(CLOCK_KEY, version)
+        self._write(record_id, "delete", None)
 
     def changes_since(self, seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         """The change log after ``seq``, oldest first: what sync sends."""
         with self.handle.lock:
             rows = self.handle.conn.execute(
-                "SELECT seq, record_id, version, op, data, origin, at FROM changes "
+                "SELECT seq, record_id, version, op, data, origin, at, parents FROM changes "
                 "WHERE collection = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (self.name, seq, limit)).fetchall()
         return [{"seq": r[0], "record_id": r[1], "version": r[2], "op": r[3],
                  "data": None if r[4] is None else json.loads(r[4]), "origin": r[5],
-                 "at": r[6]} for r in rows]
+                 "at": r[6], "parents": json.loads(r[7])} for r in rows]
 
 
-__all__ = ["Collection", "Record"]
+def vault_clock(handle: VaultHandle) -> HybridClock:
+    """The vault's hybrid logical clock as last persisted (call inside a transaction)."""
+    saved = handle.meta(CLOCK_KEY)
+    return HybridClock(handle.device_id, Timestamp.decode(saved) if saved else None)
+
+
+def write_local(handle: VaultHandle, collection: str, rid: str, op: Op, data: str | None, *,
+                now: float, also_replaces: tuple[str, ...] = ()) -> Version:
+    """A local edit: a new version whose parents are the record's current heads.
+
+    ``also_replaces`` names further versions the edit settles (restoring a conflict record).
+    """
+    with handle.transaction() as conn:
+        row = conn.execute("SELECT heads, deleted FROM records WHERE collection = ? AND id = ?",
+                           (collection, rid)).fetchone()
+        if op == "delete" and not also_replaces and (row is None or row[1]):
+            raise RecordNotFoundError(f"collection {collection!r} has no record {rid!r}.")
+        heads = tuple(json.loads(row[0])) if row else ()
+        version = Version(vault_clock(handle).tick(now).encode(),
+                          tuple(sorted({*heads, *also_replaces})), op, data, handle.device_id,
+                          now)
+        log_version(conn, collection, rid, version)
+        show_version(conn, collection, rid, version, (version.version,))
+        handle.set_meta(CLOCK_KEY, version.version)
+    return version
+
+
+def log_version(conn: sqlite3.Connection, collection: str, rid: str, v: Version) -> None:
+    """Append a version to the change log (the record's history)."""
+    conn.execute("INSERT INTO changes (collection, record_id, version, op, data, origin, at, "
+                 "parents, keep) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (collection, rid, v.version, v.op, v.data, v.origin, v.at,
+                  json.dumps(list(v.parents)), v.keep))
+
+
+def show_version(conn: sqlite3.Connection, collection: str, rid: str, v: Version,
+                 heads: tuple[str, ...]) -> None:
+    """Make ``v`` the record's visible value (a tombstone when it deletes)."""
+    conn.execute(
+        "INSERT INTO records (collection, id, data, created_at, updated_at, origin, version, "
+        "deleted, heads) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) "
+        "DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at, "
+        "origin = excluded.origin, version = excluded.version, deleted = excluded.deleted, "
+        "heads = excluded.heads",
+        (collection, rid, "{}" if v.deleted else v.data, v.at, v.at, v.origin, v.version,
+         int(v.deleted), json.dumps(list(heads))))
+
+
+__all__ = ["CLOCK_KEY", "Collection", "Record", "known_models", "log_version", "show_version",
+           "vault_clock", "write_local"]
