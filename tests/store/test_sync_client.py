@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from smallhold.store import sqlcipher
 from smallhold.store.collections import Collection
 from smallhold.store.handle import VaultHandle
 from smallhold.store.sync import crypto, pairing
-from smallhold.store.sync.client import SyncClient, SyncSettings
+from smallhold.store.sync.client import SyncClient, SyncSettings, pack
 from smallhold.store.sync.history import find_conflict, list_conflicts, restore_conflict
 from smallhold.store.sync.relay import RelayStore, create_relay_app
 from smallhold.store.sync.transport import RelayClient
@@ -113,7 +114,8 @@ def test_a_collection_not_enabled_never_reaches_the_relay(
     rows = relay[1].conn.execute("SELECT device, batch_id, blob FROM batches").fetchall()
     assert len(rows) == 1
     keys = a.settings.keys()
-    opened = json.loads(crypto.open_sealed(keys, rows[0][0], rows[0][1], rows[0][2]))
+    opened = json.loads(zlib.decompress(crypto.open_sealed(keys, rows[0][0], rows[0][1],
+                                                           rows[0][2])))
     assert {c["collection"] for c in opened["changes"]} == {"notes"}
     # enabling later sends the history, and a receiver that has not enabled it skips it
     a.settings.enable("diary")
@@ -239,7 +241,7 @@ def test_an_invalid_record_is_quarantined_not_applied(
          "parents": [], "op": "put", "data": json.dumps({"title": ""}), "at": 1.0},
         {"collection": "notes", "record_id": "r3", "version": f"{10**12:015d}-000002-devz",
          "parents": [], "op": "put", "data": json.dumps({"title": "fine"}), "at": 1.0}]}
-    blob = crypto.seal(keys, "devz", "1-3", json.dumps(bad).encode())
+    blob = crypto.seal(keys, "devz", "1-3", pack(bad))
     relay[1].put_batch(keys.group_id, "devz", "1-3", blob)
     report = b.sync()
     assert report["quarantined"] == 2 and report["applied"] == 1
@@ -274,3 +276,19 @@ def test_joining_another_group_needs_replace(pair: tuple[Device, Device]) -> Non
     a, _ = pair
     with pytest.raises(SyncError, match="--replace"):
         a.settings.join(crypto.new_sync_key(), "http://relay")
+
+
+def test_an_authentic_batch_that_is_not_ours_or_a_zip_bomb_is_refused(
+        pair: tuple[Device, Device], relay: tuple[TestClient, RelayStore]) -> None:
+    a, b = pair
+    keys = a.settings.keys()
+    relay[1].put_batch(keys.group_id, "devz", "1-1",
+                       crypto.seal(keys, "devz", "1-1", b'{"format": 1, "changes": []}'))
+    with pytest.raises(RelayProtocolError, match="not compressed JSON"):
+        b.sync()
+    relay[1].conn.execute("DELETE FROM batches")
+    bomb = zlib.compress(b" " * (80 * 2**20), 9)
+    relay[1].put_batch(keys.group_id, "devz", "2-2", crypto.seal(keys, "devz", "2-2", bomb))
+    with pytest.raises(RelayProtocolError, match="inflates past"):
+        b.sync()
+    assert b.state() == {}

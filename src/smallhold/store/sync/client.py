@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from smallhold.errors import SyncError, SyncNotAllowedError
+from smallhold.errors import RelayProtocolError, SyncError, SyncNotAllowedError
 from smallhold.store import collections
 from smallhold.store.collections import CLOCK_KEY, log_version, show_version, vault_clock
 from smallhold.store.handle import VaultHandle
@@ -59,6 +60,30 @@ LAST_SYNC_META = "sync.last_at"
 BATCH_CHANGES = 500
 PAGE_BATCHES = 50
 WIRE_FORMAT = 1
+
+
+MAX_BATCH_JSON = 64 * 2**20
+
+
+def pack(payload: dict[str, Any]) -> bytes:
+    """JSON, then zlib: change records repeat their keys and versions, so this is ~4x less
+    on the wire; compressed before sealing (ciphertext does not compress)."""
+    return zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
+
+
+def unpack(blob: bytes, batch: SealedBatch) -> bytes:
+    """The JSON of an opened batch; refuses a bomb that inflates past ``MAX_BATCH_JSON``."""
+    inflate = zlib.decompressobj()
+    try:
+        data = inflate.decompress(blob, MAX_BATCH_JSON)
+    except zlib.error:
+        raise RelayProtocolError(f"batch {batch.batch_id} from device {batch.device} is "
+                                 "authentic but not compressed JSON: that device runs an "
+                                 "incompatible smallhold. Nothing was applied.") from None
+    if inflate.unconsumed_tail or not inflate.eof:
+        raise RelayProtocolError(f"batch {batch.batch_id} from device {batch.device} inflates "
+                                 f"past {MAX_BATCH_JSON // 2**20} MiB; refused, nothing applied.")
+    return data
 
 
 class WireChange(BaseModel):
@@ -231,8 +256,7 @@ class SyncClient:
                     {"collection": collection, "record_id": r[1], "version": r[2],
                      "parents": json.loads(r[3]), "op": r[4], "data": r[5], "at": r[6],
                      "keep": r[7]} for r in rows]}
-                blob = seal(self.keys, self.me, batch_id,
-                            json.dumps(payload, separators=(",", ":")).encode())
+                blob = seal(self.keys, self.me, batch_id, pack(payload))
                 self.relay.put_batch(self.me, batch_id, blob)
                 pushed = int(rows[-1][0])
                 with self.handle.transaction() as conn:
@@ -251,7 +275,7 @@ class SyncClient:
             if not page:
                 return
             opened = [(b, None if b.device == self.me
-                       else open_sealed(self.keys, b.device, b.batch_id, b.blob))
+                       else unpack(open_sealed(self.keys, b.device, b.batch_id, b.blob), b))
                       for b in page]  # all authentic before anything is applied
             with self.handle.transaction() as conn:
                 clock = vault_clock(self.handle)
@@ -375,4 +399,4 @@ class SyncClient:
 
 
 __all__ = ["BATCH_CHANGES", "MIGRATIONS", "SyncClient", "SyncReport", "SyncSettings",
-           "WireBatch", "WireChange"]
+           "WireBatch", "WireChange", "pack", "unpack"]

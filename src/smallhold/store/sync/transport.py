@@ -79,6 +79,10 @@ class RelayClient:
             data = response.json()
         except ValueError:
             data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            raise RelayProtocolError(f"the relay at {self.url} refused {what} (HTTP "
+                                     f"{response.status_code}): {data['error'].get('message')}."
+                                     " Nothing was applied.")
         if not isinstance(data, dict) or response.status_code != 200:
             raise RelayProtocolError(f"the relay at {self.url} answered {what} with "
                                      f"HTTP {response.status_code} and no usable JSON; "
