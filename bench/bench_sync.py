@@ -162,8 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"Command: `{results['command']}`", "", *common.machine_lines(info, [
                  ("relay", "`smallhold sync serve` process on 127.0.0.1 (uvicorn, SQLite)"),
                  ("devices", "two SQLCipher vaults in the benchmark process"),
-                 ("records", f"{args.records:,} notes of Zipf-distributed pseudo-words, about 300 bytes of JSON each; "
-                             f"{args.batch} changes per sealed batch"),
+                 ("records", f"{args.records:,} notes of Zipf-distributed pseudo-words, "
+                             f"about 300 bytes of JSON each; {args.batch} changes per batch"),
                  ("peer", "copying the whole encrypted vault file (no delta), sealed, over "
                           "the same relay and client"),
              ]), ""]

@@ -113,8 +113,10 @@ class Collection(Generic[M]):
         return write_local(self.handle, self.name, rid, op, data, now=self.clock())
 
     def _record_of(self, version: Version, rid: str, item: M) -> Record[M]:
-        row = self.handle.conn.execute("SELECT created_at FROM records WHERE collection = ? "
-                                       "AND id = ?", (self.name, rid)).fetchone()
+        with self.handle.lock:
+            row = self.handle.conn.execute("SELECT created_at FROM records WHERE "
+                                           "collection = ? AND id = ?", (self.name, rid)
+                                           ).fetchone()
         return Record[self.model](  # type: ignore[name-defined]
             id=rid, collection=self.name, value=item, created_at=row[0],
             updated_at=version.at, origin=version.origin, version=version.version)
