@@ -146,6 +146,26 @@ class Collection(Generic[M]):
                 (self.name, -1 if limit is None else limit)).fetchall()
         return [self._record(r) for r in rows]
 
+    def where(self, field: str, value: str | int | float | bool, *, order_by: str | None = None,
+              descending: bool = False, limit: int | None = None) -> list[Record[M]]:
+        """Live records whose ``field`` equals ``value``, optionally ordered by another field.
+
+        Fields are the model's own (checked), read with SQLite's ``json_extract``: a scan of
+        the collection, fine for the thousands of records an app keeps per query.
+        """
+        for name in (field, order_by):
+            if name is not None and name not in self.model.model_fields:
+                raise ValueError(f"{self.model.__name__} has no field {name!r}")
+        order = (f"json_extract(data, '$.{order_by}') {'DESC' if descending else 'ASC'}"
+                 if order_by else "version")
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT id, data, created_at, updated_at, origin, version, deleted FROM records "
+                f"WHERE collection = ? AND deleted = 0 AND json_extract(data, '$.{field}') = ? "
+                f"ORDER BY {order} LIMIT ?",
+                (self.name, value, -1 if limit is None else limit)).fetchall()
+        return [self._record(r) for r in rows]
+
     def delete(self, record_id: str) -> None:
         """Leave a tombstone (other devices must hear of the delete), log the change."""
         self._write(record_id, "delete", None)

@@ -1,18 +1,52 @@
-"""``smallhold chat``: ask the local model, one shot or in a conversation loop."""
+"""``smallhold chat``: the pocket assistant from the terminal.
+
+``smallhold chat "question"`` answers once, ``smallhold chat`` opens a conversation loop; both
+continue the conversation named by ``--conversation`` (default ``default``), saved in the
+vault. ``chat list|show|rm`` manage saved conversations.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
+from rich.table import Table
 
+from smallhold.apps.pocket.assistant import SYSTEM, Pocket
 from smallhold.console import byte_progress, console, emit_json, err_console, handle_errors
+from smallhold.console import profile_option as profile_opt
+from smallhold.paths import resolve_paths
 from smallhold.runtime import assets
 from smallhold.runtime.registry import get_model
 from smallhold.runtime.runtime import Runtime
-from smallhold.runtime.types import Delta, Finish, GenerationParams, Message
+from smallhold.runtime.types import Delta, GenerationParams
+from smallhold.store.vault import open_vault
+from smallhold.trace.log import TraceLog
 
-SYSTEM = "You are a helpful assistant running privately on the user's own device. Be concise."
+DEFAULT_CONVERSATION = "default"
+
+
+class _ChatGroup(click.Group):
+    """``chat`` with no subcommand name means ``chat ask``: ``smallhold chat "hi"`` works."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["ask", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_ChatGroup)
+def chat() -> None:
+    """Chat with the local model; conversations are kept in your encrypted vault.
+
+    \b
+    smallhold chat "question"        answer once (continues --conversation)
+    smallhold chat                   a conversation loop
+    smallhold chat list|show|rm      saved conversations
+    """
 
 
 def _prepare(runtime: Runtime, model: str | None) -> None:
@@ -24,26 +58,33 @@ def _prepare(runtime: Runtime, model: str | None) -> None:
         assets.ensure_model(spec, runtime.paths.models_dir, progress)
 
 
-def _answer(runtime: Runtime, history: list[Message], params: GenerationParams,
-            model: str | None, session: str | None, stream_out: bool) -> tuple[str, Finish]:
-    parts: list[str] = []
-    finish: Finish | None = None
-    for event in runtime.stream(history, model=model, params=params, session=session, app="pocket"):
-        if isinstance(event, Delta):
-            parts.append(event.text)
-            if stream_out:
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-        else:
-            finish = event
-    assert finish is not None
+@contextmanager
+def _pocket(profile: str, model: str | None = None, system: str = SYSTEM) -> Iterator[Pocket]:
+    paths = resolve_paths()
+    with open_vault(paths, profile, create_default=True) as vault:
+        trace = TraceLog(vault.conn, lock=vault.lock)
+        runtime = Runtime.open(paths=paths, trace=trace, app="pocket")
+        try:
+            yield Pocket(runtime, vault, runtime.embedder, system=system, model=model)
+        finally:
+            runtime.close()
+
+
+def _say(pocket: Pocket, name: str, question: str, params: GenerationParams,
+         stream_out: bool) -> None:
+    for event in pocket.ask(name, question, params):
+        if isinstance(event, Delta) and stream_out:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
     if stream_out:
         sys.stdout.write("\n")
-    return "".join(parts), finish
 
 
-@click.command()
+@chat.command()
 @click.argument("question", required=False)
+@profile_opt
+@click.option("-c", "--conversation", default=DEFAULT_CONVERSATION, show_default=True,
+              help="Which saved conversation to continue (made when new).")
 @click.option("-m", "--model", help="Model name (see `smallhold models list`).")
 @click.option("--system", default=SYSTEM, show_default=False, help="System prompt.")
 @click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1))
@@ -52,35 +93,36 @@ def _answer(runtime: Runtime, history: list[Message], params: GenerationParams,
 @click.option("--device", "show_device", is_flag=True, help="Show the model/tier plan and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and usage as JSON.")
 @handle_errors
-def chat(question: str | None, model: str | None, system: str, max_tokens: int,
-         temperature: float, seed: int | None, show_device: bool, as_json: bool) -> None:
-    """Chat with the local model. With QUESTION, print only the answer and exit."""
-    runtime = Runtime.open(app="pocket")
+def ask(question: str | None, profile: str, conversation: str, model: str | None, system: str,
+        max_tokens: int, temperature: float, seed: int | None, show_device: bool,
+        as_json: bool) -> None:
+    """Ask QUESTION (or, without it, chat in a loop)."""
     params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-    try:
+    with _pocket(profile, model, system) as pocket:
         if show_device:
-            _show_device(runtime, model, as_json)
+            _show_device(pocket.runtime, model, as_json)
             return
-        _prepare(runtime, model)
-        history = [Message(role="system", content=system)]
-        if question is not None:
-            history.append(Message(role="user", content=question))
-            text, finish = _answer(runtime, history, params, model, None, not as_json)
-            if as_json:
-                emit_json({"answer": text, "model": finish.model,
-                           "finish_reason": finish.finish_reason, "usage": finish.usage})
+        _prepare(pocket.runtime, model)
+        if question is None:
+            _repl(pocket, conversation, params)
             return
-        _repl(runtime, history, params, model)
-    finally:
-        runtime.close()
+        _say(pocket, conversation, question, params, not as_json)
+        if as_json:
+            result = pocket.last
+            finish = result.finish
+            emit_json({"answer": result.answer, "conversation": conversation,
+                       "model": finish.model if finish else None,
+                       "finish_reason": finish.finish_reason if finish else None,
+                       "usage": finish.usage if finish else None,
+                       "recalled": [r.text for r in (result.prompt.recalled
+                                                     if result.prompt else [])]})
 
 
-def _repl(runtime: Runtime, history: list[Message], params: GenerationParams,
-          model: str | None) -> None:
-    err_console.print("[dim]smallhold chat — empty line or Ctrl-D to quit[/]")
-    if runtime.manager is not None:
-        runtime.manager.start_watcher()  # keep-alive, memory pressure and idle preload
-    session = "repl"
+def _repl(pocket: Pocket, name: str, params: GenerationParams) -> None:
+    err_console.print(f"[dim]smallhold chat — conversation {name!r}; empty line or Ctrl-D "
+                      "to quit[/]")
+    if pocket.runtime.manager is not None:
+        pocket.runtime.manager.start_watcher()  # keep-alive, memory pressure and idle preload
     while True:
         try:
             line = console.input("[bold cyan]> [/]")
@@ -88,9 +130,10 @@ def _repl(runtime: Runtime, history: list[Message], params: GenerationParams,
             break
         if not line.strip():
             break
-        history.append(Message(role="user", content=line))
-        text, _ = _answer(runtime, history, params, model, session, True)
-        history.append(Message(role="assistant", content=text))
+        try:
+            _say(pocket, name, line, params, True)
+        except KeyboardInterrupt:
+            err_console.print("\n[dim](answer stopped; what arrived is saved)[/]")
 
 
 def _show_device(runtime: Runtime, model: str | None, as_json: bool) -> None:
@@ -104,3 +147,69 @@ def _show_device(runtime: Runtime, model: str | None, as_json: bool) -> None:
     console.print(f"[bold]{plan.model}[/] — {plan.tier}, KV {plan.kv_cache}, ctx {plan.n_ctx:,}")
     for reason in plan.reasons:
         console.print(f"  • {reason}")
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+
+
+@chat.command("list")
+@profile_opt
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def list_(profile: str, as_json: bool) -> None:
+    """Saved conversations."""
+    from smallhold.apps.pocket.conversations import ConversationStore
+
+    with open_vault(resolve_paths(), profile, create_default=True) as vault:
+        found = ConversationStore(vault).all()
+    if as_json:
+        emit_json({"conversations": found})
+        return
+    table = Table("name", "turns", "started", "title")
+    for c in found:
+        table.add_row(c.name, str(c.turns), _when(c.created_at), c.title)
+    console.print(table if found else "No conversations yet: `smallhold chat \"hello\"`.")
+
+
+@chat.command()
+@profile_opt
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+              help="How many of the newest turns.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def show(profile: str, name: str, limit: int, as_json: bool) -> None:
+    """The newest turns of conversation NAME."""
+    from smallhold.apps.pocket.conversations import ConversationStore
+
+    with open_vault(resolve_paths(), profile, create_default=True) as vault:
+        store = ConversationStore(vault)
+        conversation = store.get(name)
+        turns = store.recent(name, limit)
+    if as_json:
+        emit_json({"conversation": conversation, "turns": turns})
+        return
+    for t in turns:
+        who = "[bold cyan]you[/]" if t.role == "user" else "[bold green]pocket[/]"
+        mark = "" if t.complete else " [dim](cut short)[/]"
+        console.print(f"{who} [dim]{_when(t.at)}[/]{mark}")
+        console.print(t.content, markup=False)
+
+
+@chat.command()
+@profile_opt
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def rm(profile: str, name: str, yes: bool, as_json: bool) -> None:
+    """Delete conversation NAME, its turns and what memory kept of it."""
+    if not yes and not as_json and sys.stdin.isatty():
+        click.confirm(f"Delete conversation {name!r} and everything kept of it?", abort=True)
+    with _pocket(profile) as pocket:
+        removed = pocket.forget_conversation(name)
+    if as_json:
+        emit_json({"removed": name, "turns": removed})
+    else:
+        console.print(f"Deleted {name!r} ({removed} turns).")

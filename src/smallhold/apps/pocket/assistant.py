@@ -1,0 +1,174 @@
+"""The pocket assistant: one turn of a persisted conversation with semantic context.
+
+Per turn: the user's words are saved; turns that have slid out of the window are cut into
+topic chunks and stored in vector memory (kind ``pocket.chunk.<conversation>``, so the KNN
+search is filtered to this conversation inside sqlite-vec); the chunks most relevant to the
+question are recalled; :func:`.window.build_prompt` fits everything in the model's context;
+the answer streams and is saved (marked incomplete when cut short, so no turn is lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from smallhold.apps.pocket.chunking import Piece, split_sentences, topic_chunks
+from smallhold.apps.pocket.conversations import ConversationStore, Turn
+from smallhold.apps.pocket.window import MEMORY_SHARE, Prompt, Recalled, build_prompt
+from smallhold.errors import (
+    ContextOverflowError,
+    GenerationError,
+    RecordNotFoundError,
+    RecordValidationError,
+)
+from smallhold.runtime.runtime import Runtime
+from smallhold.runtime.types import Delta, Finish, GenerationParams, Message, StreamEvent
+from smallhold.store.handle import VaultHandle
+from smallhold.store.memory import MemoryStore, TextEmbedder
+
+SYSTEM = "You are a helpful assistant running privately on the user's own device. Be concise."
+RECENT_FETCH = 400  # turns read back per prompt; the window never holds more
+RECALL_K = 8
+ANSWER_MARGIN = 16
+
+
+def chunk_kind(conversation: str) -> str:
+    return f"pocket.chunk.{conversation}"
+
+
+@dataclass
+class TurnResult:
+    """What one turn did, for the CLI, the GUI and tests."""
+
+    answer: str = ""
+    finish: Finish | None = None
+    prompt: Prompt | None = None
+    indexed_chunks: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+class Pocket:
+    def __init__(self, runtime: Runtime, handle: VaultHandle, embedder: TextEmbedder, *,
+                 system: str = SYSTEM, model: str | None = None) -> None:
+        self.runtime = runtime
+        self.store = ConversationStore(handle)
+        self.memory = MemoryStore(handle, embedder)
+        self.embedder = embedder
+        self.system = system
+        self.model = model
+
+    def _count(self, text: str) -> int:
+        return self.runtime.backend.count_tokens(self.runtime.resolve_model(self.model), text)
+
+    def budget(self, params: GenerationParams) -> int:
+        context = self.runtime.backend.context_length(self.runtime.resolve_model(self.model))
+        # room for the answer, but never more than half the context: a long max_tokens on a
+        # small model must not leave no room for the question
+        return max(0, context - min(params.max_tokens, context // 2) - ANSWER_MARGIN)
+
+    # -- context ---------------------------------------------------------------------------
+
+    def index_old_turns(self, name: str, upto: int) -> int:
+        """Chunk turns ``[indexed_upto, upto)`` into vector memory; returns chunks stored."""
+        if upto <= 0:
+            return 0
+        conversation = self.store.get(name)
+        if upto <= conversation.indexed_upto:
+            return 0
+        turns = self.store.between(name, conversation.indexed_upto, upto)
+        pieces = [Piece(sentence, t.index) for t in turns
+                  for sentence in split_sentences(f"{t.role}: {t.content}")]
+        stored = 0
+        if pieces:
+            vectors = self.embedder.embed([p.text for p in pieces])
+            for chunk in topic_chunks(pieces, vectors):
+                self.memory.remember(chunk.text, kind=chunk_kind(name), vector=chunk.vector,
+                                     tags=[f"turns:{chunk.first_turn}-{chunk.last_turn}"])
+                stored += 1
+        self.store.mark_indexed(name, upto)
+        return stored
+
+    def _recall(self, name: str, question: str) -> list[Recalled]:
+        try:
+            if self.store.get(name).indexed_upto == 0:
+                return []
+        except RecordNotFoundError:
+            return []
+        found = []
+        for hit in self.memory.recall(question, RECALL_K, kind=chunk_kind(name)):
+            span = next((t[6:] for t in hit.memory.tags if t.startswith("turns:")), "0-0")
+            first, _, last = span.partition("-")
+            found.append(Recalled(hit.memory.text, hit.score, int(first), int(last or first)))
+        return found
+
+    def prepare(self, name: str, question: str, params: GenerationParams) -> tuple[Prompt, int]:
+        """The prompt for ``question`` (not yet saved) and how many chunks were indexed.
+
+        Turns are indexed before recall, up to where the window would start if recalled
+        chunks took their whole share: every older turn is then findable, and the real
+        window (at least that large) shows the rest verbatim.
+        """
+        recent = self.store.recent(name, RECENT_FETCH)
+        messages = [Message(role=t.role, content=t.content) for t in recent]
+        budget = self.budget(params)
+        try:
+            narrow = build_prompt(self.system, messages, question, [],
+                                  budget=int(budget * (1 - MEMORY_SHARE)), count=self._count)
+            start = narrow.window_start
+        except ContextOverflowError:
+            start = len(recent)
+        first_kept = recent[start].index if start < len(recent) else \
+            (recent[-1].index + 1 if recent else 0)
+        indexed = self.index_old_turns(name, first_kept)
+        prompt = build_prompt(self.system, messages, question, self._recall(name, question),
+                              budget=budget, count=self._count)
+        return prompt, indexed
+
+    # -- a turn ----------------------------------------------------------------------------
+
+    def ask(self, name: str, question: str, params: GenerationParams | None = None
+            ) -> Iterator[StreamEvent]:
+        """Stream the answer to ``question`` in conversation ``name``; both turns are saved.
+
+        The last event is the :class:`Finish`; :attr:`last` holds the whole turn's result.
+        """
+        params = params or GenerationParams()
+        text = question.strip()
+        if not text:
+            raise RecordValidationError("the message is empty; type something to ask.")
+        self.store.check_name(name)
+        prompt, indexed = self.prepare(name, text, params)
+        self.store.add_turn(name, "user", text)
+        self.last = result = TurnResult(prompt=prompt, indexed_chunks=indexed)
+        parts: list[str] = []
+        try:
+            for event in self.runtime.stream(prompt.messages, model=self.model, params=params,
+                                             session=f"pocket:{name}", app="pocket"):
+                if isinstance(event, Delta):
+                    parts.append(event.text)
+                else:
+                    result.finish = event
+                yield event
+        except (GenerationError, MemoryError, KeyboardInterrupt) as exc:
+            if parts:
+                self.store.add_turn(name, "assistant", "".join(parts), complete=False)
+            result.events.append(f"answer cut short: {type(exc).__name__}")
+            raise
+        result.answer = "".join(parts)
+        complete = result.finish is not None and result.finish.finish_reason == "stop"
+        self.store.add_turn(name, "assistant", result.answer, complete=complete)
+
+    def history(self, name: str, limit: int = RECENT_FETCH) -> list[Turn]:
+        return self.store.recent(name, limit)
+
+    def forget_conversation(self, name: str) -> int:
+        """Delete a conversation, its turns and its chunks from memory."""
+        removed = self.store.remove(name)
+        for memory in self.memory.list(kind=chunk_kind(name), archived=True, limit=1_000_000):
+            self.memory.forget(memory.id, reason=f"conversation {name} deleted")
+        for memory in self.memory.list(kind=chunk_kind(name), limit=1_000_000):
+            self.memory.forget(memory.id, reason=f"conversation {name} deleted")
+        return removed
+
+
+__all__ = ["SYSTEM", "Pocket", "TurnResult", "chunk_kind"]

@@ -1,0 +1,52 @@
+"""``smallhold chat`` with saved conversations: one shot, list, show, rm (scripted backend)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from smallhold.cli import main
+
+
+@pytest.fixture(autouse=True)
+def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMALLHOLD_RUNTIME__BACKEND", "scripted")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_conversations_are_saved_listed_shown_and_removed() -> None:
+    assert run("chat", "-c", "trip", "plan my trip") == (0, "ok\n", "")
+    code, out, _ = run("chat", "--conversation", "trip", "and the budget?", "--json")
+    assert code == 0 and json.loads(out)["conversation"] == "trip"
+    code, out, _ = run("chat", "list", "--json")
+    [conv] = json.loads(out)["conversations"]
+    assert (conv["name"], conv["turns"], conv["title"]) == ("trip", 4, "plan my trip")
+    code, out, _ = run("chat", "show", "trip", "--json")
+    assert [t["content"] for t in json.loads(out)["turns"]] == [
+        "plan my trip", "ok", "and the budget?", "ok"]
+    code, out, _ = run("chat", "rm", "trip", "--json")
+    assert code == 0 and json.loads(out) == {"removed": "trip", "turns": 4}
+    code, _, err = run("chat", "show", "trip")
+    assert code == 1 and "no conversation named 'trip'" in err
+
+
+def test_bad_messages_are_clean_errors() -> None:
+    code, _, err = run("chat", "   ")
+    assert code == 1 and "empty" in err and "Traceback" not in err
+    code, _, err = run("chat", "-c", "no/slashes", "hi")
+    assert code == 1 and "not a conversation name" in err
+    code, _, err = run("chat", "word " * 6000)
+    assert code == 1 and "Shorten the message" in err
+    code, out, _ = run("chat", "list", "--json")
+    assert json.loads(out)["conversations"] == []  # refused input saved nothing
+
+
+def test_chat_help_names_the_subcommands() -> None:
+    code, out, _ = run("chat", "--help")
+    assert code == 0 and "list" in out and "rm" in out
