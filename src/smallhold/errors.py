@@ -13,7 +13,8 @@ OpenAI-style error body.
     │   ├── ModelFileError           truncated, corrupted (sha256) or not a GGUF file
     │   └── ModelLoadError           llama.cpp refused to load the file
     ├── ResourceError
-    │   └── InsufficientMemoryError  predicted footprint does not fit in available RAM
+    │   ├── InsufficientMemoryError  predicted footprint does not fit in available RAM
+    │   └── DevicePausedError        battery critical or device too hot: work paused
     ├── GenerationError
     │   ├── ContextOverflowError     the prompt does not fit the model's context
     │   ├── GenerationCancelled      the caller cancelled a generation
@@ -85,6 +86,10 @@ class ResourceError(SmallholdError):
 
 class InsufficientMemoryError(ResourceError):
     code = "insufficient_memory"
+
+
+class DevicePausedError(ResourceError):
+    code = "device_paused"
 
 
 class GenerationError(SmallholdError):
@@ -195,6 +200,7 @@ __all__ = [
     "BackendError",
     "ConfigError",
     "ContextOverflowError",
+    "DevicePausedError",
     "EmbeddingError",
     "GenerationCancelled",
     "GenerationError",

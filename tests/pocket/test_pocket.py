@@ -95,10 +95,31 @@ def test_rm_deletes_turns_and_chunks(make_pocket: MakePocket) -> None:
     assert pocket.store.all() == [] and pocket.memory.list(kind=chunk_kind("old")) == []
 
 
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Any connection but loopback fails the test (and is recorded): pocket is offline."""
+    import socket
+
+    attempts: list[object] = []
+    real_connect = socket.socket.connect
+
+    def guarded(sock: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and host not in (
+                "127.0.0.1", "::1", "localhost"):
+            attempts.append(address)
+            raise OSError(f"network blocked by the test: {address}")
+        real_connect(sock, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    return attempts
+
+
 @pytest.mark.model
 def test_real_model_recalls_an_early_fact_from_a_long_conversation(
-        vault: object, settings: object, paths: object) -> None:
-    """Bundled MiniLM for chunks and recall, Qwen2.5-Coder-0.5B answering, 600 turns later."""
+        vault: object, settings: object, paths: object, no_network: list[object]) -> None:
+    """Bundled MiniLM for chunks and recall, Qwen2.5-Coder-0.5B answering, 600 turns later,
+    with every non-loopback connection refused."""
     from smallhold.runtime.runtime import Runtime
 
     settings.runtime.n_ctx = 2048  # type: ignore[attr-defined]
@@ -114,5 +135,6 @@ def test_real_model_recalls_an_early_fact_from_a_long_conversation(
         assert "4817" in pocket.last.answer
         assert pocket.last.prompt is not None
         assert "4817" not in " ".join(m.content for m in pocket.last.prompt.messages[:-1])
+        assert no_network == []
     finally:
         runtime.close()

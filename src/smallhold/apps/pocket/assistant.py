@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 from smallhold.apps.pocket.chunking import Piece, split_sentences, topic_chunks
 from smallhold.apps.pocket.conversations import ConversationStore, Turn
+from smallhold.apps.pocket.power import PowerDecision, PowerPolicy, decide
 from smallhold.apps.pocket.window import MEMORY_SHARE, Prompt, Recalled, build_prompt
 from smallhold.errors import (
     ContextOverflowError,
+    DevicePausedError,
     GenerationError,
     RecordNotFoundError,
     RecordValidationError,
@@ -44,13 +46,17 @@ class TurnResult:
     finish: Finish | None = None
     prompt: Prompt | None = None
     indexed_chunks: int = 0
+    power: PowerDecision | None = None
     events: list[str] = field(default_factory=list)
 
 
 class Pocket:
     def __init__(self, runtime: Runtime, handle: VaultHandle, embedder: TextEmbedder, *,
-                 system: str = SYSTEM, model: str | None = None) -> None:
+                 system: str = SYSTEM, model: str | None = None,
+                 power_policy: PowerPolicy | None = None) -> None:
         self.runtime = runtime
+        self.power_policy = power_policy or PowerPolicy()
+        self.last = TurnResult()
         self.store = ConversationStore(handle)
         self.memory = MemoryStore(handle, embedder)
         self.embedder = embedder
@@ -133,13 +139,19 @@ class Pocket:
         The last event is the :class:`Finish`; :attr:`last` holds the whole turn's result.
         """
         params = params or GenerationParams()
+        power = decide(self.runtime.probe.read(), self.power_policy)
+        if power.mode == "paused":
+            raise DevicePausedError(f"pocket is paused: {power.reason}. Your conversation is "
+                                    "saved; ask again when the device is ready.")
+        if power.max_tokens is not None and params.max_tokens > power.max_tokens:
+            params = params.model_copy(update={"max_tokens": power.max_tokens})
         text = question.strip()
         if not text:
             raise RecordValidationError("the message is empty; type something to ask.")
         self.store.check_name(name)
         prompt, indexed = self.prepare(name, text, params)
         self.store.add_turn(name, "user", text)
-        self.last = result = TurnResult(prompt=prompt, indexed_chunks=indexed)
+        self.last = result = TurnResult(prompt=prompt, indexed_chunks=indexed, power=power)
         parts: list[str] = []
         try:
             for event in self.runtime.stream(prompt.messages, model=self.model, params=params,

@@ -16,6 +16,7 @@ import click
 from rich.table import Table
 
 from smallhold.apps.pocket.assistant import SYSTEM, Pocket
+from smallhold.apps.pocket.power import decide
 from smallhold.console import byte_progress, console, emit_json, err_console, handle_errors
 from smallhold.console import profile_option as profile_opt
 from smallhold.paths import resolve_paths
@@ -140,13 +141,21 @@ def _show_device(runtime: Runtime, model: str | None, as_json: bool) -> None:
     if runtime.manager is None:
         raise click.UsageError("--device needs the local llama backend")
     plan = runtime.manager.plan(model)
+    state = runtime.probe.read()
+    power = decide(state)
+    battery = None if state.battery_percent is None else {
+        "percent": state.battery_percent, "charging": state.charging}
     if as_json:
         emit_json({"model": plan.model, "tier": plan.tier, "kv_cache": plan.kv_cache,
-                   "n_ctx": plan.n_ctx, "reasons": plan.reasons})
+                   "n_ctx": plan.n_ctx, "reasons": plan.reasons,
+                   "ram": {"total": state.total_ram, "available": state.available_ram},
+                   "battery": battery, "power": power})
         return
     console.print(f"[bold]{plan.model}[/] — {plan.tier}, KV {plan.kv_cache}, ctx {plan.n_ctx:,}")
     for reason in plan.reasons:
         console.print(f"  • {reason}")
+    console.print(f"RAM {state.available_ram / 2**30:.1f} of {state.total_ram / 2**30:.1f} GiB "
+                  f"free; power: [bold]{power.mode}[/] ({power.reason})")
 
 
 def _when(at: float) -> str:
