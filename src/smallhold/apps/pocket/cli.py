@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 from rich.table import Table
 
-from smallhold.apps.pocket.assistant import SYSTEM, Pocket
+from smallhold.apps.pocket.assistant import SYSTEM, Pocket, open_pocket
 from smallhold.apps.pocket.power import decide
 from smallhold.console import byte_progress, console, emit_json, err_console, handle_errors
 from smallhold.console import profile_option as profile_opt
@@ -25,7 +23,6 @@ from smallhold.runtime.registry import get_model
 from smallhold.runtime.runtime import Runtime
 from smallhold.runtime.types import Delta, GenerationParams
 from smallhold.store.vault import open_vault
-from smallhold.trace.log import TraceLog
 
 DEFAULT_CONVERSATION = "default"
 
@@ -59,18 +56,6 @@ def _prepare(runtime: Runtime, model: str | None) -> None:
         assets.ensure_model(spec, runtime.paths.models_dir, progress)
 
 
-@contextmanager
-def _pocket(profile: str, model: str | None = None, system: str = SYSTEM) -> Iterator[Pocket]:
-    paths = resolve_paths()
-    with open_vault(paths, profile, create_default=True) as vault:
-        trace = TraceLog(vault.conn, lock=vault.lock)
-        runtime = Runtime.open(paths=paths, trace=trace, app="pocket")
-        try:
-            yield Pocket(runtime, vault, runtime.embedder, system=system, model=model)
-        finally:
-            runtime.close()
-
-
 def _say(pocket: Pocket, name: str, question: str, params: GenerationParams,
          stream_out: bool) -> None:
     for event in pocket.ask(name, question, params):
@@ -99,7 +84,7 @@ def ask(question: str | None, profile: str, conversation: str, model: str | None
         as_json: bool) -> None:
     """Ask QUESTION (or, without it, chat in a loop)."""
     params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-    with _pocket(profile, model, system) as pocket:
+    with open_pocket(profile, model, system) as pocket:
         if show_device:
             _show_device(pocket.runtime, model, as_json)
             return
@@ -216,9 +201,25 @@ def rm(profile: str, name: str, yes: bool, as_json: bool) -> None:
     """Delete conversation NAME, its turns and what memory kept of it."""
     if not yes and not as_json and sys.stdin.isatty():
         click.confirm(f"Delete conversation {name!r} and everything kept of it?", abort=True)
-    with _pocket(profile) as pocket:
+    with open_pocket(profile) as pocket:
         removed = pocket.forget_conversation(name)
     if as_json:
         emit_json({"removed": name, "turns": removed})
     else:
         console.print(f"Deleted {name!r} ({removed} turns).")
+
+
+@chat.command()
+@profile_opt
+@click.option("-m", "--model", help="Model name (see `smallhold models list`).")
+@handle_errors
+def gui(profile: str, model: str | None) -> None:
+    """Open the pocket app window (Toga; GTK on Linux: `pip install smallhold[gui]`)."""
+    try:
+        from smallhold.apps.pocket.gui import run_app
+    except ImportError as exc:
+        raise click.ClickException(f"the app needs Toga ({exc.name} is missing): install "
+                                   "it with `bash scripts/setup.sh --gui`.") from None
+    with open_pocket(profile, model) as pocket:
+        _prepare(pocket.runtime, model)
+        run_app(lambda: pocket)
