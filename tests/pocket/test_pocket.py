@@ -67,6 +67,18 @@ def test_an_early_fact_is_recalled_thousands_of_turns_later(make_pocket: MakePoc
     assert "4817" not in plain
 
 
+def test_a_fact_from_the_middle_of_a_long_conversation_is_recalled(
+        make_pocket: MakePocket) -> None:
+    """Chunk turn numbers are conversation-wide, the prompt's window only the recent part."""
+    pocket = make_pocket(ScriptedBackend(reply=answer_from_prompt, context=1024))
+    chat_turns(pocket, "long", 1500, seed=1)
+    pocket.store.add_turn("long", "user", "Please remember: my locker code is 4817.")
+    pocket.store.add_turn("long", "assistant", "Got it, I will remember your locker code.")
+    chat_turns(pocket, "long", 1500, seed=2)
+    list(pocket.ask("long", "What is my locker code again?", GenerationParams(max_tokens=32)))
+    assert pocket.last.answer == "It is 4817."
+
+
 def test_bad_input_loses_no_turn(make_pocket: MakePocket) -> None:
     pocket = make_pocket(ScriptedBackend(["ok"], context=256))
     with pytest.raises(RecordValidationError, match="empty"):

@@ -131,7 +131,8 @@ class Pocket:
             (recent[-1].index + 1 if recent else 0)
         indexed = self.index_old_turns(name, first_kept)
         prompt = build_prompt(self.system, messages, question, self._recall(name, question),
-                              budget=budget, count=self._count)
+                              budget=budget, count=self._count,
+                              first_index=recent[0].index if recent else 0)
         return prompt, indexed
 
     # -- a turn ----------------------------------------------------------------------------

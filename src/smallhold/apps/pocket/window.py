@@ -52,8 +52,13 @@ def _cost(text: str, count: CountFn) -> int:
 
 def build_prompt(system: str, turns: Sequence[Message], question: str,
                  recalled: Sequence[Recalled], *, budget: int, count: CountFn,
-                 memory_share: float = MEMORY_SHARE, block: int = 8) -> Prompt:
-    """The messages for this turn within ``budget`` tokens (see the module's priorities)."""
+                 memory_share: float = MEMORY_SHARE, block: int = 8,
+                 first_index: int = 0) -> Prompt:
+    """The messages for this turn within ``budget`` tokens (see the module's priorities).
+
+    ``first_index`` is the conversation index of ``turns[0]`` (callers pass only the recent
+    turns); recalled chunks name conversation indexes.
+    """
     fixed = _cost(system, count) + _cost(question, count)
     if fixed > budget:
         raise ContextOverflowError(
@@ -80,7 +85,7 @@ def build_prompt(system: str, turns: Sequence[Message], question: str,
         kept = kept[1:]  # one enormous recent turn: it goes before the question does
     window_start = len(turns) - len(kept)
     # a chunk whose turns are all still in the window adds nothing
-    chosen = [c for c in chosen if c.last_turn < window_start]
+    chosen = [c for c in chosen if c.last_turn < first_index + window_start]
     content = question
     if chosen:
         notes = "\n".join(f"- {c.text}" for c in sorted(chosen, key=lambda c: c.first_turn))
