@@ -25,8 +25,8 @@ class ScreenshotApp(PocketApp):
     def startup(self) -> None:
         super().startup()
         self.params = GenerationParams(max_tokens=160, temperature=0.2, seed=1)
-        self.main_window.size = (1000, 700)  # type: ignore[union-attr]
-        asyncio.ensure_future(self._demo())
+        self.main_window.size = (1000, 620)  # type: ignore[union-attr]
+        self._task = asyncio.ensure_future(self._demo())
 
     async def _demo(self) -> None:
         await asyncio.sleep(1.0)

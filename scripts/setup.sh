@@ -26,7 +26,7 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 if ((gui)); then  # PyGObject builds against these; Xvfb runs the window without a display
-    for pkg in pkg-config libcairo2-dev libgirepository-2.0-dev gir1.2-gtk-3.0 xvfb \
+    for pkg in pkg-config libcairo2-dev libgirepository1.0-dev gir1.2-gtk-3.0 xvfb \
                python3-dev; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done

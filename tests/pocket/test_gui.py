@@ -33,7 +33,7 @@ def run(app: object, coro: object) -> object:
 def test_a_streamed_answer_lands_in_the_transcript_and_the_vault(app: object) -> None:
     answer = run(app, app.send("What is the capital of France?"))  # type: ignore[attr-defined]
     assert answer == "Paris is the capital of France."
-    text = app.transcript.value  # type: ignore[attr-defined]
+    text = app.transcript.text  # type: ignore[attr-defined]
     assert text.endswith("pocket: Paris is the capital of France.")
     assert "You: What is the capital of France?" in text
     turns = app.pocket.history("default")  # type: ignore[attr-defined]
@@ -49,7 +49,7 @@ def test_send_button_and_enter_key_ask(app: object) -> None:
             break
         run(app, asyncio.sleep(0.05))
     assert app.message.value == ""  # type: ignore[attr-defined]
-    assert "pocket: Paris" in app.transcript.value  # type: ignore[attr-defined]
+    assert "pocket: Paris" in app.transcript.text  # type: ignore[attr-defined]
 
 
 def test_new_conversation_and_switching(app: object) -> None:
@@ -59,14 +59,14 @@ def test_new_conversation_and_switching(app: object) -> None:
     names = [item.value for item in app.conversations.items]  # type: ignore[attr-defined]
     assert names == ["trip"]  # "default" was never used, so it is not kept
     app.show_conversation("default")  # type: ignore[attr-defined]
-    assert app.transcript.value == ""  # type: ignore[attr-defined]
+    assert app.transcript.text == ""  # type: ignore[attr-defined]
     app.new_name.value = "bad/name"  # type: ignore[attr-defined]
     app._on_new(None)  # type: ignore[attr-defined]
     assert "not a conversation name" in app.status.text  # type: ignore[attr-defined]
 
 
 def test_device_tab_and_settings(app: object) -> None:
-    device = app.device.value  # type: ignore[attr-defined]
+    device = app.device.text  # type: ignore[attr-defined]
     assert "Battery: 15 %" in device and "saver" in device and "scripted" in device
     app.max_tokens.value = 64  # type: ignore[attr-defined]
     app._on_settings(None)  # type: ignore[attr-defined]

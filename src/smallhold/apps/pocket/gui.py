@@ -10,6 +10,7 @@ Briefcase packages it for Android and iOS (see ``docs/mobile.md``).
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from smallhold.errors import SmallholdError
 from smallhold.runtime.types import Delta, GenerationParams
 
 APP_ID = "org.smallhold.pocket"
+WRAP = 100
 _DONE = object()
 
 
@@ -40,11 +42,14 @@ class PocketApp(toga.App):
         self.pocket = self._factory()
         self.current = "default"
         self.busy = False
+        self._raw = ""
         self.conversations = toga.Selection(on_change=self._on_pick,
                                             style=Pack(flex=1))
         new = toga.Button("New", on_press=self._on_new)
         self.new_name = toga.TextInput(placeholder="new conversation name", style=Pack(flex=1))
-        self.transcript = toga.MultilineTextInput(readonly=True, style=Pack(flex=1))
+        # Labels in scroll containers, not read-only text views: toga-gtk 0.5.3's text view
+        # spins GTK's loop on every change, which deadlocks with PyGObject 3.50's asyncio loop
+        self.transcript = toga.Label("", style=Pack(margin=8))
         self.message = toga.TextInput(placeholder="Ask something…",
                                       on_confirm=self._on_send,  # type: ignore[arg-type]
                                       style=Pack(flex=1))
@@ -52,11 +57,12 @@ class PocketApp(toga.App):
         self.status = toga.Label("")
         chat = toga.Box(children=[
             toga.Box(children=[self.conversations, self.new_name, new]),
-            self.transcript,
+            toga.ScrollContainer(content=self.transcript, horizontal=False,
+                                 style=Pack(flex=1)),
             toga.Box(children=[self.message, self.send_button]),
             self.status,
         ], style=Pack(direction="column", flex=1))
-        self.device = toga.MultilineTextInput(readonly=True, style=Pack(flex=1))
+        self.device = toga.Label("", style=Pack(margin=8))
         self.max_tokens = toga.NumberInput(min=16, max=4096, value=self.params.max_tokens,
                                            on_change=self._on_settings)
         self.temperature = toga.NumberInput(min=0, max=2, step=0.1,
@@ -67,15 +73,16 @@ class PocketApp(toga.App):
             toga.Label("Temperature"), self.temperature,
         ], style=Pack(direction="column"))
         self.tabs = toga.OptionContainer(content=[
-            ("Chat", chat), ("Device", self.device), ("Settings", settings)],
+            ("Chat", chat), ("Device", toga.ScrollContainer(content=self.device)),
+            ("Settings", settings)],
             style=Pack(flex=1))
         window = toga.MainWindow(title=self.formal_name)  # type: ignore[no-untyped-call]
         window.content = self.tabs
         self.main_window = window
+        window.show()  # first: toga-gtk flushes GTK events when a text view changes
         self.refresh_conversations()
         self.show_conversation(self.current)
         self.refresh_device()
-        window.show()
 
     # -- state → widgets ------------------------------------------------------------------
 
@@ -92,7 +99,7 @@ class PocketApp(toga.App):
         for turn in self.pocket.history(name):
             who = "You" if turn.role == "user" else "pocket"
             lines.append(f"{who}: {turn.content}{'' if turn.complete else ' […]'}")
-        self.transcript.value = "\n\n".join(lines)
+        self._set_transcript("\n\n".join(lines))
 
     def refresh_device(self) -> None:
         runtime = self.pocket.runtime
@@ -111,8 +118,14 @@ class PocketApp(toga.App):
         else:
             lines.append(f"Model: {runtime.resolve_model(self.pocket.model)} "
                          f"({runtime.backend.name} backend)")
-        self.device.value = "\n".join(lines)
+        self.device.text = "\n".join(lines)
         self.status.text = f"{power.mode}: {power.reason}"
+
+    def _set_transcript(self, raw: str) -> None:
+        """Labels do not wrap, so the transcript is wrapped here (raw text kept for appends)."""
+        self._raw = raw
+        self.transcript.text = "\n".join(textwrap.fill(line, WRAP) if line else ""
+                                          for line in raw.split("\n"))
 
     # -- events ---------------------------------------------------------------------------
 
@@ -150,8 +163,8 @@ class PocketApp(toga.App):
         self.send_button.enabled = False
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[object] = asyncio.Queue()
-        prefix = f"{self.transcript.value}\n\n" if self.transcript.value else ""
-        self.transcript.value = f"{prefix}You: {text}\n\npocket: "
+        prefix = f"{self._raw}\n\n" if self._raw else ""
+        self._set_transcript(f"{prefix}You: {text}\n\npocket: ")
         name, params = self.current, self.params
 
         def work() -> None:
@@ -172,7 +185,7 @@ class PocketApp(toga.App):
                     self.status.text = str(item)
                     continue
                 answer.append(str(item))
-                self.transcript.value = self.transcript.value + str(item)
+                self._set_transcript(self._raw + str(item))
         finally:
             self.busy = False
             self.send_button.enabled = True
