@@ -181,10 +181,10 @@ class Pocket:
     def forget_conversation(self, name: str) -> int:
         """Delete a conversation, its turns and its chunks from memory."""
         removed = self.store.remove(name)
-        for memory in self.memory.list(kind=chunk_kind(name), archived=True, limit=1_000_000):
-            self.memory.forget(memory.id, reason=f"conversation {name} deleted")
-        for memory in self.memory.list(kind=chunk_kind(name), limit=1_000_000):
-            self.memory.forget(memory.id, reason=f"conversation {name} deleted")
+        for archived in (False, True):
+            for memory in self.memory.list(kind=chunk_kind(name), archived=archived,
+                                           limit=1_000_000):
+                self.memory.forget(memory.id, reason=f"conversation {name} deleted")
         return removed
 
 

@@ -103,8 +103,9 @@ class ConversationStore:
         return [r.value for r in reversed(rows)]
 
     def between(self, name: str, start: int, stop: int) -> list[Turn]:
-        """Turns with ``start <= index < stop``, oldest first."""
-        return [t for t in (self.get_turn(name, i) for i in range(start, stop)) if t]
+        """Turns with ``start <= index < stop``, oldest first (one query, not one per turn)."""
+        rows = self.turns.where("conversation", name, order_by="index")
+        return [r.value for r in rows if start <= r.value.index < stop]
 
     def get_turn(self, name: str, index: int) -> Turn | None:
         try:
