@@ -133,7 +133,7 @@ def run_recall(args: argparse.Namespace) -> dict[str, Any]:
             recent = pocket.store.recent("long", 400)
             plain = build_prompt(pocket.system, [Message(role=t.role, content=t.content)
                                                  for t in recent], question, [],
-                                 budget=pocket.budget(params), count=pocket._count)
+                                 budget=pocket.budget(params), count=pocket.counter())
             row = {"fact": fact.attribute, "turn": fact.turn,
                    "semantic_in_prompt": any(fact.value in m.content
                                              for m in semantic.messages),

@@ -50,3 +50,14 @@ def test_bad_messages_are_clean_errors() -> None:
 def test_chat_help_names_the_subcommands() -> None:
     code, out, _ = run("chat", "--help")
     assert code == 0 and "list" in out and "rm" in out
+
+
+def test_maintain_runs_background_work_and_says_what_it_did() -> None:
+    code, out, _ = run("chat", "maintain", "--force", "--json")
+    assert code == 0
+    jobs = {j["job"]: j["action"] for j in json.loads(out)["jobs"]}
+    # the machine running the tests may be on battery: then both wait for the charger
+    assert jobs in ({"consolidate": "ran", "sync": "skipped"},
+                    {"consolidate": "deferred", "sync": "deferred"})
+    code, out, _ = run("chat", "maintain", "--json")
+    assert code == 0 and (json.loads(out)["jobs"] == [] or jobs["sync"] == "deferred")

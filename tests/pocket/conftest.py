@@ -62,3 +62,8 @@ def make_pocket(vault: VaultHandle, settings: Settings, paths: Paths) -> MakePoc
         return Pocket(Runtime(settings, paths, backend=backend, app="pocket"), vault,
                       HashingEmbedder())
     return make
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder()

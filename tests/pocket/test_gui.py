@@ -38,6 +38,8 @@ def test_a_streamed_answer_lands_in_the_transcript_and_the_vault(app: object) ->
     assert "You: What is the capital of France?" in text
     turns = app.pocket.history("default")  # type: ignore[attr-defined]
     assert [t.role for t in turns] == ["user", "assistant"]
+    # at 15 % on battery the background jobs wait for the charger, and the device tab says so
+    assert "Background consolidate: deferred" in app.device.text  # type: ignore[attr-defined]
 
 
 def test_send_button_and_enter_key_ask(app: object) -> None:

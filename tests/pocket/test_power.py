@@ -74,3 +74,17 @@ def test_pocket_caps_answers_on_low_battery_and_refuses_when_critical(
     with pytest.raises(DevicePausedError, match="plug in"):
         list(pocket.ask("c", "are you there?"))
     assert [t.content for t in pocket.history("c")][-1].startswith("word")  # nothing added
+
+
+def test_saver_mode_answers_with_the_smaller_model(make_pocket: MakePocket) -> None:
+    backend = ScriptedBackend(["short answer"], models=("big", "small"))
+    pocket = make_pocket(backend)
+    pocket.model, pocket.saver_model = "big", "small"
+    pocket.runtime.probe = simulated(8, battery=80, charging=True)
+    list(pocket.ask("c", "first question"))
+    pocket.runtime.probe = simulated(8, battery=15, charging=False)
+    list(pocket.ask("c", "second question"))
+    assert [r.model for r in backend.requests] == ["big", "small"]
+    assert pocket.last.model == "small" and "saver mode" in pocket.last.events[0]
+    assert [t.content for t in pocket.history("c")] == [
+        "first question", "short answer", "second question", "short answer"]

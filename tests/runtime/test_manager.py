@@ -211,3 +211,12 @@ def test_threads_default_to_the_physical_cores(world: dict[str, Any], paths: Pat
     pinned = make(world, paths, simulated(16, 12, cpus=2), n_threads=1)
     with pinned.use() as engine:
         assert engine.options.n_threads == 1
+
+
+def test_smaller_model_is_the_next_installed_tier_down(world: dict[str, Any],
+                                                       paths: Paths) -> None:
+    manager = make(world, paths, simulated(16, 12))
+    assert manager.smaller_model() == QWEN_0_5B.name
+    assert manager.smaller_model(QWEN_0_5B.name) == SMOLLM2_135M.name
+    assert manager.smaller_model(SMOLLM2_135M.name) is None
+    assert world["loaded"] == []  # choosing loads nothing

@@ -26,7 +26,7 @@ from smallhold.paths import Paths
 from smallhold.runtime import assets
 from smallhold.runtime.device import MB, DeviceProbe, DeviceState
 from smallhold.runtime.engine import LlamaEngine, LoadOptions
-from smallhold.runtime.planner import Plan, footprint, plan_model
+from smallhold.runtime.planner import Plan, footprint, plan_model, smaller_models
 from smallhold.runtime.registry import MODELS, ModelSpec, get_model
 
 
@@ -147,6 +147,11 @@ class ModelManager:
                 "qwen2.5-coder-0.5b-instruct."
             )
         return plan
+
+    def smaller_model(self, name: str | None = None) -> str | None:
+        """The next smaller installed model of ``name``'s kind (a power saver's choice)."""
+        found = smaller_models(get_model(name or self.settings.default_model), self._installed())
+        return found[0].name if found else None
 
     def _n_ctx(self, spec: ModelSpec) -> int:
         return min(self.settings.n_ctx, spec.context_length)

@@ -67,6 +67,12 @@ def kv_cache_for(tier: str, requested: str = "auto") -> str:
     return "q4_0" if tier == "4bit" else "q8_0"
 
 
+def smaller_models(wanted: ModelSpec, installed: Sequence[ModelSpec]) -> list[ModelSpec]:
+    """Installed models of the same kind smaller than ``wanted``, largest first."""
+    return sorted((s for s in installed if s.kind == wanted.kind and s.name != wanted.name
+                   and s.size < wanted.size), key=lambda s: -s.size)
+
+
 def plan_model(
     device: DeviceState,
     wanted: ModelSpec,
@@ -91,12 +97,7 @@ def plan_model(
         f"KV cache {kv}" + (" (set by runtime.kv_cache)" if kv_request != "auto" else
                             f" for the {tier} tier"),
     ]
-    smaller = sorted(
-        (s for s in installed if s.kind == wanted.kind and s.name != wanted.name
-         and s.size < wanted.size),
-        key=lambda s: -s.size,
-    )
-    candidates = [wanted, *smaller]
+    candidates = [wanted, *smaller_models(wanted, installed)]
     budget = device.available_ram + reserved
     for spec in candidates:
         fp = footprint(spec, n_ctx, kv)

@@ -108,6 +108,12 @@ class Runtime:
             return model or self.settings.runtime.default_model
         return get_model(model or self.settings.runtime.default_model).name
 
+    def smaller_model(self, model: str | None = None) -> str | None:
+        """A smaller installed model than ``model`` to save power, or None (none / not llama)."""
+        if self.manager is None:
+            return None
+        return self.manager.smaller_model(self.resolve_model(model))
+
     # -- chat ------------------------------------------------------------------------------
 
     def stream(self, messages: MessagesIn, *, model: str | None = None,

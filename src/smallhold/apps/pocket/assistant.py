@@ -9,10 +9,11 @@ the answer streams and is saved (marked incomplete when cut short, so no turn is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from smallhold.apps.pocket.background import Background, Outcome, SyncRunner, sync_if_paired
 from smallhold.apps.pocket.chunking import Piece, split_sentences, topic_chunks
 from smallhold.apps.pocket.conversations import ConversationStore, Turn
 from smallhold.apps.pocket.power import PowerDecision, PowerPolicy, decide
@@ -51,27 +52,35 @@ class TurnResult:
     prompt: Prompt | None = None
     indexed_chunks: int = 0
     power: PowerDecision | None = None
+    model: str = ""
     events: list[str] = field(default_factory=list)
 
 
 class Pocket:
     def __init__(self, runtime: Runtime, handle: VaultHandle, embedder: TextEmbedder, *,
                  system: str = SYSTEM, model: str | None = None,
-                 power_policy: PowerPolicy | None = None) -> None:
+                 power_policy: PowerPolicy | None = None, saver_model: str | None = None,
+                 sync: SyncRunner = sync_if_paired) -> None:
         self.runtime = runtime
         self.power_policy = power_policy or PowerPolicy()
         self.last = TurnResult()
+        self.handle = handle
+        self.sync = sync
         self.store = ConversationStore(handle)
         self.memory = MemoryStore(handle, embedder)
         self.embedder = embedder
         self.system = system
         self.model = model
+        self.saver_model = saver_model  # answers with this smaller model in saver mode
 
-    def _count(self, text: str) -> int:
-        return self.runtime.backend.count_tokens(self.runtime.resolve_model(self.model), text)
+    def counter(self, model: str | None = None) -> Callable[[str], int]:
+        """Token counting for ``model`` (default: the pocket's), as the window needs it."""
+        resolved = self.runtime.resolve_model(model or self.model)
+        return lambda text: self.runtime.backend.count_tokens(resolved, text)
 
-    def budget(self, params: GenerationParams) -> int:
-        context = self.runtime.backend.context_length(self.runtime.resolve_model(self.model))
+    def budget(self, params: GenerationParams, model: str | None = None) -> int:
+        context = self.runtime.backend.context_length(self.runtime.resolve_model(
+            model or self.model))
         # room for the answer, but never more than half the context: a long max_tokens on a
         # small model must not leave no room for the question
         return max(0, context - min(params.max_tokens, context // 2) - ANSWER_MARGIN)
@@ -111,7 +120,8 @@ class Pocket:
             found.append(Recalled(hit.memory.text, hit.score, int(first), int(last or first)))
         return found
 
-    def prepare(self, name: str, question: str, params: GenerationParams) -> tuple[Prompt, int]:
+    def prepare(self, name: str, question: str, params: GenerationParams,
+                model: str | None = None) -> tuple[Prompt, int]:
         """The prompt for ``question`` (not yet saved) and how many chunks were indexed.
 
         Turns are indexed before recall, up to where the window would start if recalled
@@ -120,10 +130,12 @@ class Pocket:
         """
         recent = self.store.recent(name, RECENT_FETCH)
         messages = [Message(role=t.role, content=t.content) for t in recent]
-        budget = self.budget(params)
+        model = model or self.model
+        budget = self.budget(params, model)
+        count = self.counter(model)
         try:
             narrow = build_prompt(self.system, messages, question, [],
-                                  budget=int(budget * (1 - MEMORY_SHARE)), count=self._count)
+                                  budget=int(budget * (1 - MEMORY_SHARE)), count=count)
             start = narrow.window_start
         except ContextOverflowError:
             start = len(recent)
@@ -131,7 +143,7 @@ class Pocket:
             (recent[-1].index + 1 if recent else 0)
         indexed = self.index_old_turns(name, first_kept)
         prompt = build_prompt(self.system, messages, question, self._recall(name, question),
-                              budget=budget, count=self._count,
+                              budget=budget, count=count,
                               first_index=recent[0].index if recent else 0)
         return prompt, indexed
 
@@ -154,12 +166,18 @@ class Pocket:
         if not text:
             raise RecordValidationError("the message is empty; type something to ask.")
         self.store.check_name(name)
-        prompt, indexed = self.prepare(name, text, params)
+        model = self.model
+        notes = []
+        if power.prefer_small_model and self.saver_model:
+            model = self.saver_model
+            notes.append(f"saver mode: answering with {model}")
+        prompt, indexed = self.prepare(name, text, params, model)
         self.store.add_turn(name, "user", text)
-        self.last = result = TurnResult(prompt=prompt, indexed_chunks=indexed, power=power)
+        self.last = result = TurnResult(prompt=prompt, indexed_chunks=indexed, power=power,
+                                        model=self.runtime.resolve_model(model), events=notes)
         parts: list[str] = []
         try:
-            for event in self.runtime.stream(prompt.messages, model=self.model, params=params,
+            for event in self.runtime.stream(prompt.messages, model=model, params=params,
                                              session=f"pocket:{name}", app="pocket"):
                 if isinstance(event, Delta):
                     parts.append(event.text)
@@ -174,6 +192,11 @@ class Pocket:
         result.answer = "".join(parts)
         complete = result.finish is not None and result.finish.finish_reason == "stop"
         self.store.add_turn(name, "assistant", result.answer, complete=complete)
+
+    def maintain(self, *, force: bool = False) -> tuple[PowerDecision, list[Outcome]]:
+        """Run the background jobs that are due (memory consolidation, sync) if power allows."""
+        return Background(self.handle, self.memory, self.runtime.probe,
+                          policy=self.power_policy, sync=self.sync).run(force=force)
 
     def history(self, name: str, limit: int = RECENT_FETCH) -> list[Turn]:
         return self.store.recent(name, limit)
@@ -200,6 +223,7 @@ def open_pocket(profile: str = "default", model: str | None = None,
         runtime = Runtime.open(paths=paths, trace=TraceLog(vault.conn, lock=vault.lock),
                                app="pocket")
         try:
-            yield Pocket(runtime, vault, runtime.embedder, system=system, model=model)
+            yield Pocket(runtime, vault, runtime.embedder, system=system, model=model,
+                         saver_model=runtime.smaller_model(model))
         finally:
             runtime.close()

@@ -14,6 +14,7 @@ import click
 from rich.table import Table
 
 from smallhold.apps.pocket.assistant import SYSTEM, Pocket, open_pocket
+from smallhold.apps.pocket.background import JOBS, Background, Outcome
 from smallhold.apps.pocket.power import decide
 from smallhold.console import byte_progress, console, emit_json, err_console, handle_errors
 from smallhold.console import profile_option as profile_opt
@@ -44,6 +45,7 @@ def chat() -> None:
     smallhold chat "question"        answer once (continues --conversation)
     smallhold chat                   a conversation loop
     smallhold chat list|show|rm      saved conversations
+    smallhold chat maintain          background work (memory, sync) when power allows
     """
 
 
@@ -86,13 +88,17 @@ def ask(question: str | None, profile: str, conversation: str, model: str | None
     params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     with open_pocket(profile, model, system) as pocket:
         if show_device:
-            _show_device(pocket.runtime, model, as_json)
+            _show_device(pocket.runtime, Background(pocket.handle, pocket.memory,
+                                                    pocket.runtime.probe), model, as_json)
             return
         _prepare(pocket.runtime, model)
         if question is None:
             _repl(pocket, conversation, params)
             return
         _say(pocket, conversation, question, params, not as_json)
+        _, outcomes = pocket.maintain()
+        if not as_json:
+            _report_background(outcomes, quiet=True)
         if as_json:
             result = pocket.last
             finish = result.finish
@@ -101,7 +107,8 @@ def ask(question: str | None, profile: str, conversation: str, model: str | None
                        "finish_reason": finish.finish_reason if finish else None,
                        "usage": finish.usage if finish else None,
                        "recalled": [r.text for r in (result.prompt.recalled
-                                                     if result.prompt else [])]})
+                                                     if result.prompt else [])],
+                       "notes": result.events, "background": outcomes})
 
 
 def _repl(pocket: Pocket, name: str, params: GenerationParams) -> None:
@@ -120,27 +127,49 @@ def _repl(pocket: Pocket, name: str, params: GenerationParams) -> None:
             _say(pocket, name, line, params, True)
         except KeyboardInterrupt:
             err_console.print("\n[dim](answer stopped; what arrived is saved)[/]")
+        _report_background(pocket.maintain()[1], quiet=True)
 
 
-def _show_device(runtime: Runtime, model: str | None, as_json: bool) -> None:
+def _report_background(outcomes: list[Outcome], *, quiet: bool) -> None:
+    """Background jobs on stderr; ``quiet`` (inside a chat) shows only failures."""
+    for o in outcomes:
+        if quiet and o.action != "failed":
+            continue
+        style = {"ran": "green", "failed": "yellow"}.get(o.action, "dim")
+        err_console.print(f"[{style}]background {o.job}: {o.action}[/] [dim]({o.detail})[/]")
+
+
+def _show_device(runtime: Runtime, background: Background, model: str | None,
+                 as_json: bool) -> None:
     if runtime.manager is None:
         raise click.UsageError("--device needs the local llama backend")
     plan = runtime.manager.plan(model)
     state = runtime.probe.read()
     power = decide(state)
+    saver = runtime.smaller_model(model)
+    jobs = {job: {"last_run": _when(at) if (at := background.last_run(job)) else "never",
+                  "deferred_since": _when(at) if (at := background.deferred_since(job))
+                  else None} for job in JOBS}
     battery = None if state.battery_percent is None else {
         "percent": state.battery_percent, "charging": state.charging}
     if as_json:
         emit_json({"model": plan.model, "tier": plan.tier, "kv_cache": plan.kv_cache,
                    "n_ctx": plan.n_ctx, "reasons": plan.reasons,
                    "ram": {"total": state.total_ram, "available": state.available_ram},
-                   "battery": battery, "power": power})
+                   "battery": battery, "power": power, "saver_model": saver,
+                   "background": jobs})
         return
     console.print(f"[bold]{plan.model}[/] — {plan.tier}, KV {plan.kv_cache}, ctx {plan.n_ctx:,}")
     for reason in plan.reasons:
         console.print(f"  • {reason}")
     console.print(f"RAM {state.available_ram / 2**30:.1f} of {state.total_ram / 2**30:.1f} GiB "
                   f"free; power: [bold]{power.mode}[/] ({power.reason})")
+    if saver:
+        console.print(f"  • on low battery answers come from {saver}")
+    for job, status in jobs.items():
+        console.print(f"background {job}: last run {status['last_run']}"
+                      + (f", deferred since {status['deferred_since']}"
+                         if status["deferred_since"] else ""))
 
 
 def _when(at: float) -> str:
@@ -207,6 +236,27 @@ def rm(profile: str, name: str, yes: bool, as_json: bool) -> None:
         emit_json({"removed": name, "turns": removed})
     else:
         console.print(f"Deleted {name!r} ({removed} turns).")
+
+
+@chat.command()
+@profile_opt
+@click.option("--force", is_flag=True, help="Run every job now, due or not (power still rules).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def maintain(profile: str, force: bool, as_json: bool) -> None:
+    """Run background work now: memory consolidation, and sync if this device is paired.
+
+    Jobs wait for the charger: on battery, warm or critical they are deferred with the reason
+    and run the next time pocket is used on mains power.
+    """
+    with open_pocket(profile) as pocket:
+        decision, outcomes = pocket.maintain(force=force)
+    if as_json:
+        emit_json({"power": decision, "jobs": outcomes})
+        return
+    if not outcomes:
+        console.print("Nothing is due (`--force` runs every job now).")
+    _report_background(outcomes, quiet=False)
 
 
 @chat.command()

@@ -19,6 +19,7 @@ import toga
 from toga.style import Pack
 
 from smallhold.apps.pocket.assistant import Pocket
+from smallhold.apps.pocket.background import Outcome
 from smallhold.apps.pocket.power import decide
 from smallhold.errors import SmallholdError
 from smallhold.runtime.types import Delta, GenerationParams
@@ -42,6 +43,7 @@ class PocketApp(toga.App):
         self.pocket = self._factory()
         self.current = "default"
         self.busy = False
+        self.background: list[Outcome] = []
         self._raw = ""
         self.conversations = toga.Selection(on_change=self._on_pick,
                                             style=Pack(flex=1))
@@ -118,6 +120,7 @@ class PocketApp(toga.App):
         else:
             lines.append(f"Model: {runtime.resolve_model(self.pocket.model)} "
                          f"({runtime.backend.name} backend)")
+        lines += [f"Background {o.job}: {o.action} ({o.detail})" for o in self.background]
         self.device.text = "\n".join(lines)
         self.status.text = f"{power.mode}: {power.reason}"
 
@@ -172,6 +175,7 @@ class PocketApp(toga.App):
                 for event in self.pocket.ask(name, text, params):
                     if isinstance(event, Delta):
                         loop.call_soon_threadsafe(pieces.put_nowait, event.text)
+                self.background = self.pocket.maintain()[1]  # due jobs, if power allows
             except SmallholdError as exc:
                 loop.call_soon_threadsafe(pieces.put_nowait, exc)
             finally:

@@ -36,10 +36,12 @@ class RelayClient:
         self.keys = keys
         self.sent = 0
         self.received = 0
+        self._owns_http = http is None  # a client passed in belongs to the caller
         self._http = http or httpx.Client(base_url=self.url, timeout=timeout_s, trust_env=False)
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> RelayClient:
         return self
