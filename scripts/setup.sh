@@ -7,11 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="code"  # the coding agent's DBOS and ruff; pocket alone needs no extra
 gui=0
 for arg in "$@"; do
     case "$arg" in
-        --dev) extras="dev" ;;
+        --dev) extras="code,dev" ;;
         --gui) gui=1 ;;
         *) echo "unknown option $arg (use --dev and/or --gui)" >&2; exit 2 ;;
     esac
@@ -24,6 +24,8 @@ extras="${extras:+[$extras]}"
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
+command -v git >/dev/null || missing+=(git)
+command -v bwrap >/dev/null || missing+=(bubblewrap)  # the coding agent's sandbox
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 if ((gui)); then  # PyGObject builds against these; Xvfb runs the window without a display
     for pkg in pkg-config libcairo2-dev libgirepository1.0-dev gir1.2-gtk-3.0 xvfb \

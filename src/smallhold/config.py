@@ -69,11 +69,18 @@ class ServerSettings(_Section):
     port: int = Field(8737, ge=1, le=65535)
 
 
+class DurableSettings(_Section):
+    url: str | None = Field(
+        None, description="DBOS system database; empty = a SQLite file in the profile "
+        "(postgresql://... to share runs between workers)")
+
+
 class Settings(_Section):
     profile: str = DEFAULT_PROFILE
     runtime: RuntimeSettings = RuntimeSettings()
     openai: OpenAISettings = OpenAISettings()
     server: ServerSettings = ServerSettings()
+    durable: DurableSettings = DurableSettings()
 
 
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:

@@ -22,20 +22,25 @@ OpenAI-style error body.
     ├── BackendError                 a backend failed (remote server down, bad reply)
     ├── EmbeddingError               the embedding model is missing or broken
     ├── TraceError                   the trace database cannot be read or written
-    └── StoreError                   the profile's encrypted store
-        ├── VaultNotFoundError       no vault yet for this profile
-        ├── VaultLockedError         the vault exists but no key was given
-        ├── WrongKeyError            the passphrase or key does not open the vault
-        ├── VaultCorruptError        the file is damaged (the key is right)
-        ├── VaultBusyError           another process holds the vault for rekey or wipe
-        ├── SchemaTooNewError        a newer smallhold wrote this database
-        ├── RecordValidationError    a record does not match its collection's model
-        ├── RecordNotFoundError      no record with that id
-        └── SyncError
-            ├── RelayUnreachableError   the relay did not answer
-            ├── RelayProtocolError      the relay sent garbage, a forged or replayed batch
-            ├── SyncNotAllowedError     the collection is not enabled for sync
-            └── PairingError            the pairing code is wrong or expired
+    ├── StoreError                   the profile's encrypted store
+    │   ├── VaultNotFoundError       no vault yet for this profile
+    │   ├── VaultLockedError         the vault exists but no key was given
+    │   ├── WrongKeyError            the passphrase or key does not open the vault
+    │   ├── VaultCorruptError        the file is damaged (the key is right)
+    │   ├── VaultBusyError           another process holds the vault for rekey or wipe
+    │   ├── SchemaTooNewError        a newer smallhold wrote this database
+    │   ├── RecordValidationError    a record does not match its collection's model
+    │   ├── RecordNotFoundError      no record with that id
+    │   └── SyncError
+    │       ├── RelayUnreachableError   the relay did not answer
+    │       ├── RelayProtocolError      the relay sent garbage, a forged or replayed batch
+    │       ├── SyncNotAllowedError     the collection is not enabled for sync
+    │       └── PairingError            the pairing code is wrong or expired
+    └── CodeAgentError               the coding agent (smallhold code)
+        ├── SandboxUnavailableError  bubblewrap missing or unusable: no untrusted code runs
+        ├── ProjectError             not a directory, no tests, nothing to work on
+        ├── RunNotFoundError         no agent run with that id
+        └── ApplyConflictError       the project changed where the run's diff would go
 """
 
 from __future__ import annotations
@@ -196,8 +201,34 @@ class PairingError(SyncError):
     code = "pairing_failed"
 
 
+class CodeAgentError(SmallholdError):
+    code = "code_agent_error"
+
+
+class SandboxUnavailableError(CodeAgentError):
+    exit_code = 4
+    code = "sandbox_unavailable"
+
+
+class ProjectError(CodeAgentError):
+    exit_code = 2
+    code = "project_invalid"
+
+
+class RunNotFoundError(CodeAgentError):
+    http_status = 404
+    code = "run_not_found"
+
+
+class ApplyConflictError(CodeAgentError):
+    http_status = 409
+    code = "apply_conflict"
+
+
 __all__ = [
+    "ApplyConflictError",
     "BackendError",
+    "CodeAgentError",
     "ConfigError",
     "ContextOverflowError",
     "DevicePausedError",
@@ -210,11 +241,14 @@ __all__ = [
     "ModelLoadError",
     "ModelNotInstalledError",
     "PairingError",
+    "ProjectError",
     "RecordNotFoundError",
     "RecordValidationError",
     "RelayProtocolError",
     "RelayUnreachableError",
     "ResourceError",
+    "RunNotFoundError",
+    "SandboxUnavailableError",
     "SchemaTooNewError",
     "SmallholdError",
     "StoreError",

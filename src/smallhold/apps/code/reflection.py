@@ -1,0 +1,69 @@
+"""Hypotheses about a failure, and what testing them showed.
+
+After a failed iteration the model writes hypotheses ("the test expects 3 because the
+parser should group from the left"), each with a confidence; the ledger ranks them, skips
+any that repeats one already refuted, and picks one to act on next. The next iteration's
+tests are the experiment: more tests passing supports it, the same or fewer refutes it. The
+prompt then lists refuted hypotheses as "do not try again", which is what stops a small
+model from circling.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+_WORD = re.compile(r"[a-z0-9_]+")
+SAME_IDEA = 0.7  # word-set overlap above which two hypotheses count as one idea
+
+
+class Hypothesis(BaseModel):
+    text: str = Field(description="what might be wrong and why, in one or two sentences")
+    confidence: float = Field(ge=0.0, le=1.0, description="how likely this is, 0 to 1")
+
+
+class Reflection(BaseModel):
+    """What the model returns after a failure (structured output)."""
+
+    diagnosis: str = Field(description="what the test output shows, in one sentence")
+    hypotheses: list[Hypothesis] = Field(min_length=1, max_length=4)
+
+
+class Tried(BaseModel):
+    iteration: int
+    text: str
+    status: str  # open | supported | refuted
+    evidence: str = ""
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def similar(a: str, b: str) -> bool:
+    wa, wb = _words(a), _words(b)
+    if not wa or not wb:
+        return False
+    return len(wa & wb) / len(wa | wb) >= SAME_IDEA
+
+
+def choose(reflection: Reflection, ledger: Sequence[Tried]) -> Hypothesis | None:
+    """The most confident hypothesis that is not a refuted one in other words."""
+    refuted = [t.text for t in ledger if t.status == "refuted"]
+    ranked = sorted(reflection.hypotheses, key=lambda h: -h.confidence)
+    for hypothesis in ranked:
+        if not any(similar(hypothesis.text, r) for r in refuted):
+            return hypothesis
+    return None
+
+
+def judge(tried: Tried, passed_before: int, passed_after: int, ok: bool) -> Tried:
+    """Record the experiment's result against the hypothesis it tested."""
+    if ok or passed_after > passed_before:
+        evidence = "the tests pass" if ok else f"passing tests rose {passed_before} -> " \
+                                               f"{passed_after}"
+        return tried.model_copy(update={"status": "supported", "evidence": evidence})
+    return tried.model_copy(update={"status": "refuted", "evidence":
+                                    f"passing tests {passed_before} -> {passed_after}"})
