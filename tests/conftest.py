@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from smallhold.config import Settings, load_settings
 from smallhold.paths import Paths, resolve_paths
+from smallhold.store import sqlcipher
+from smallhold.store.handle import VaultHandle
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -64,3 +70,40 @@ def shared_data() -> Path:
     if not SHARED.exists():
         pytest.skip(f"{SHARED} is absent: the shared test data lives beside the repo")
     return SHARED / "data"
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+STOP = {"the", "a", "an", "is", "my", "of", "to", "and", "what", "user", "assistant", "i",
+        "it", "in", "on", "for", "was", "you", "me", "that", "with", "about"}
+
+
+class HashingEmbedder:
+    """Words hashed into 384 dims: the same words give similar vectors, deterministically."""
+
+    name = "test-hashing"
+    dim = 384
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                if word in STOP:
+                    continue
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "big")
+                out[row, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            out[row] = out[row] / norm if norm else out[row]
+        return out
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[VaultHandle]:
+    path = tmp_path / "vault.db"
+    handle = VaultHandle(sqlcipher.connect(path, os.urandom(32)), path=path, profile="test")
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder()

@@ -1,0 +1,447 @@
+"""The agent loop as a DBOS workflow: baseline, then plan → write → apply → test → reflect.
+
+Each phase of each iteration is a DBOS step. A step's full output (plans, file contents,
+test output) goes to the encrypted vault; what DBOS checkpoints is only the small control
+data the loop decides on (counts, signature keys, tokens), so the system database holds no
+code. After a crash or ``kill -9`` the workflow is recovered by ``smallhold code resume``:
+finished steps return their checkpoint, and the first unfinished step runs again. Steps are
+safe to run again: ``apply`` first drops whatever a killed step left uncommitted, and every
+file is replaced atomically.
+
+The workflow functions are module-level (DBOS registers them at import) and find the
+process's :class:`Agent` through :func:`active`, because what they need (the model, the
+vault, the sandbox) cannot be checkpointed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+
+from smallhold import durable
+from smallhold.apps.code import approval, prompts, reflection
+from smallhold.apps.code.breaker import Budget, Outcome, Stop, should_stop
+from smallhold.apps.code.memory import CodeMemory, render_hints, short_term
+from smallhold.apps.code.models import Edit, FileChange, Iteration, Plan, Proposal, Run, Task
+from smallhold.apps.code.safety import review
+from smallhold.apps.code.sandbox import Limits, Sandbox
+from smallhold.apps.code.signatures import signature_of
+from smallhold.apps.code.testing import TestReport, run_tests
+from smallhold.apps.code.workspace import Workspace, safe_relative
+from smallhold.config import Settings
+from smallhold.errors import (
+    RecordNotFoundError,
+    RunNotFoundError,
+    SmallholdError,
+    StructuredOutputError,
+)
+from smallhold.paths import Paths
+from smallhold.runtime.runtime import Runtime
+from smallhold.runtime.structured import generate_structured
+from smallhold.runtime.types import Completion, GenerationParams, Message
+from smallhold.store.collections import Collection
+from smallhold.store.handle import VaultHandle
+
+RUNS = "code_runs"
+ITERATIONS = "code_iterations"
+PROPOSALS = "code_proposals"  # the vetted changes of an iteration, between write and apply
+PLAN_PARAMS = GenerationParams(max_tokens=400, temperature=0.2, seed=7)
+EDIT_PARAMS = GenerationParams(max_tokens=2048, temperature=0.2, seed=7)
+REFLECT_PARAMS = GenerationParams(max_tokens=500, temperature=0.3, seed=7)
+Notify = Callable[[str], None]
+
+
+def _test_file(rel: str) -> bool:
+    name = Path(rel).name
+    return rel.startswith(("tests/", "test/")) or name.startswith("test_") or \
+        name.endswith("_test.py") or name == "conftest.py"
+
+
+@dataclass
+class Agent:
+    """Everything one process needs to run or resume agent workflows."""
+
+    runtime: Runtime
+    handle: VaultHandle
+    memory: CodeMemory
+    runs_dir: Path
+    decider: approval.Decider = field(default_factory=approval.DenyAll)
+    notify: Notify = lambda _message: None
+    limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self.runs = Collection(self.handle, RUNS, Run)
+        self.iterations = Collection(self.handle, ITERATIONS, Iteration)
+        self.proposals = Collection(self.handle, PROPOSALS, Proposal)
+
+    # -- records ----------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> Run:
+        try:
+            return self.runs.get(run_id).value
+        except RecordNotFoundError:
+            matches = [r.value for r in self.runs.all() if r.id.startswith(run_id)]
+            if len(matches) == 1:
+                return matches[0]
+            raise RunNotFoundError(f"no coding run {run_id!r}; `smallhold code runs` lists "
+                                   "them.") from None
+
+    def save(self, run: Run) -> None:
+        self.runs.put(run, run.id)
+
+    def iteration(self, run_id: str, number: int) -> Iteration:
+        try:
+            return self.iterations.get(f"{run_id}:{number}").value
+        except SmallholdError:
+            return Iteration(run_id=run_id, number=number)
+
+    def history(self, run_id: str, upto: int) -> list[Iteration]:
+        return [self.iteration(run_id, n) for n in range(1, upto)]
+
+    def put(self, it: Iteration) -> None:
+        self.iterations.put(it, f"{it.run_id}:{it.number}")
+
+    def workspace(self, run: Run) -> Workspace:
+        return Workspace.attach(Path(run.workspace), Path(run.task.project))
+
+    def sandbox(self, run: Run) -> Sandbox:
+        return Sandbox(Path(run.workspace), python=run.task.python, limits=self.limits)
+
+    # -- model calls ------------------------------------------------------------------------
+
+    def ask(self, run: Run, messages: list[Message], output: type[Any],
+            params: GenerationParams) -> tuple[Any, int]:
+        spent = 0
+
+        def call(history: list[Message], p: GenerationParams) -> Completion:
+            nonlocal spent
+            done = self.runtime.chat(history, model=run.task.model, params=p, app="code",
+                                     session=f"code-{run.id}")
+            spent += done.usage.prompt_tokens + done.usage.completion_tokens
+            return done
+
+        return generate_structured(call, messages, output, params=params, retries=2), spent
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def create(self, task: Task) -> Run:
+        run_id = f"r{time.strftime('%Y%m%d')}-{uuid.uuid4().hex[:8]}"
+        folder = self.runs_dir / run_id
+        workspace = Workspace.create(Path(task.project), folder / "work")
+        run = Run(id=run_id, task=task.model_copy(update={"project": str(workspace.project)}),
+                  workspace=str(workspace.path), started_at=self.clock())
+        self.save(run)
+        return run
+
+
+_ACTIVE: Agent | None = None
+
+
+def activate(agent: Agent | None) -> None:
+    global _ACTIVE
+    _ACTIVE = agent
+
+
+def active() -> Agent:
+    if _ACTIVE is None:
+        raise RuntimeError("no agent is active in this process (call activate first)")
+    return _ACTIVE
+
+
+def _read_files(ws: Workspace) -> tuple[list[str], dict[str, str]]:
+    tree = ws.files()
+    shown = {f: ws.read(f) for f in tree if f.endswith((".py", ".toml", ".cfg", ".md", ".txt",
+                                                        ".json", ".ini"))}
+    return tree, shown
+
+
+def _hints(agent: Agent, run: Run, last: Iteration | None) -> str:
+    patterns = agent.memory.patterns(run.task.description)
+    failures = []
+    if last is not None and last.signature:
+        sig = signature_of(last.test_tail)
+        if sig is not None:
+            failures = agent.memory.failure_hints(sig)
+    return render_hints(patterns, failures)
+
+
+def _report_into(it: Iteration, report: TestReport) -> None:
+    it.passed, it.failed, it.ok = report.passed, report.failed + report.errors, report.ok
+    it.test_summary, it.test_tail = report.summary, report.tail()
+    it.signature = report.signature.text if report.signature else (
+        "timeout" if report.timed_out else None)
+    it.signature_key = report.signature.key if report.signature else (
+        "timeout" if report.timed_out else None)
+    it.contained = list(report.contained)
+
+
+# -- steps --------------------------------------------------------------------------------
+
+@DBOS.step()
+def baseline_step(run_id: str) -> dict[str, Any]:
+    agent = active()
+    run = agent.run(run_id)
+    agent.notify("running the tests before any change")
+    report = run_tests(agent.sandbox(run), run.task.test_command, timeout_s=run.task.timeout_s)
+    run.baseline_passed, run.baseline_failed = report.passed, report.failed + report.errors
+    agent.save(run)
+    return {"passed": report.passed, "ok": report.ok, "timed_out": report.timed_out,
+            "summary": report.summary}
+
+
+@DBOS.step()
+def plan_step(run_id: str, number: int) -> dict[str, Any]:
+    agent = active()
+    run = agent.run(run_id)
+    ws = agent.workspace(run)
+    history = agent.history(run_id, number)
+    last = history[-1] if history else None
+    tree, files = _read_files(ws)
+    agent.notify(f"iteration {number}: planning")
+    it = Iteration(run_id=run_id, number=number)
+    started = time.perf_counter()
+    try:
+        plan, tokens = agent.ask(run, prompts.plan_messages(
+            run.task, files, tree, short_term(history), _hints(agent, run, last),
+            run.hypotheses, last), Plan, PLAN_PARAMS)
+        it.plan = plan
+    except StructuredOutputError as exc:
+        tokens = 0
+        it.rejected.append(f"the model's plan could not be read: {exc}")
+    it.tokens, it.seconds = tokens, time.perf_counter() - started
+    agent.put(it)
+    return {"planned": it.plan is not None, "tokens": tokens}
+
+
+def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
+         ) -> list[FileChange]:
+    """Changes that may be applied: inside the project, allowed files, approved code."""
+    accepted, existing = [], set(ws.files())
+    for change in edit.changes:
+        try:
+            rel = safe_relative(change.path)
+        except SmallholdError as exc:
+            it.rejected.append(str(exc))
+            continue
+        if run.task.editable is not None and rel not in run.task.editable:
+            it.rejected.append(f"{rel} is not one of the files this task may change")
+            continue
+        if not run.task.edit_tests and run.task.editable is None and rel in existing \
+                and _test_file(rel):
+            it.rejected.append(f"{rel} is an existing test; tests are not edited to pass")
+            continue
+        accepted.append(FileChange(path=rel, content=change.content))
+    findings = review({c.path: c.content for c in accepted})
+    it.findings = [f.describe() for f in findings]
+    for finding in findings:
+        if finding.needs is None:
+            continue
+        decision = approval.ask(agent.decider, approval.Request(
+            run.id, finding.needs, finding.describe()), agent.runtime.trace)
+        if not decision.allowed:
+            it.rejected.append(f"{finding.describe()}: not approved ({decision.reason})")
+            accepted = [c for c in accepted if c.path != finding.file]
+    return accepted
+
+
+@DBOS.step()
+def write_step(run_id: str, number: int) -> dict[str, Any]:
+    agent = active()
+    run = agent.run(run_id)
+    it = agent.iteration(run_id, number)
+    if it.plan is None:
+        return {"changes": 0, "tokens": 0}
+    ws = agent.workspace(run)
+    history = agent.history(run_id, number)
+    last = history[-1] if history else None
+    _, files = _read_files(ws)
+    agent.notify(f"iteration {number}: writing {', '.join(it.plan.files)}")
+    started = time.perf_counter()
+    tokens = 0
+    try:
+        edit, tokens = agent.ask(run, prompts.edit_messages(
+            run.task, it.plan, files, last, _hints(agent, run, last)), Edit, EDIT_PARAMS)
+        proposed = _vet(agent, run, ws, edit, it)
+    except StructuredOutputError as exc:
+        proposed = []
+        it.rejected.append(f"the model's edit could not be read: {exc}")
+    it.tokens += tokens
+    it.seconds += time.perf_counter() - started
+    agent.put(it)
+    agent.proposals.put(Proposal(changes=proposed), f"{run_id}:{number}")
+    return {"changes": len(proposed), "tokens": tokens}
+
+
+
+
+@DBOS.step()
+def apply_step(run_id: str, number: int) -> dict[str, Any]:
+    agent = active()
+    run = agent.run(run_id)
+    ws = agent.workspace(run)
+    ws.discard()  # what a step killed half-way left behind
+    it = agent.iteration(run_id, number)
+    try:
+        changes = agent.proposals.get(f"{run_id}:{number}").value.changes
+    except SmallholdError:
+        changes = []
+    before = ws.commit("(nothing pending)")
+    it.changed = [c.path for c in changes if ws.write(c.path, c.content)]
+    summary = it.plan.summary if it.plan else "no plan"
+    it.commit = ws.commit(f"iteration {number}: {summary}"[:200])
+    it.diff = ws.diff(before) if it.changed else ""
+    agent.put(it)
+    return {"changed": len(it.changed), "commit": it.commit}
+
+
+@DBOS.step()
+def test_step(run_id: str, number: int) -> dict[str, Any]:
+    agent = active()
+    run = agent.run(run_id)
+    it = agent.iteration(run_id, number)
+    agent.notify(f"iteration {number}: testing")
+    started = time.perf_counter()
+    report = run_tests(agent.sandbox(run), run.task.test_command, timeout_s=run.task.timeout_s)
+    _report_into(it, report)
+    if not it.changed and not it.ok:
+        it.signature_key = it.signature_key or "no-change"
+    it.seconds += time.perf_counter() - started
+    agent.put(it)
+    previous = agent.iteration(run_id, number - 1).passed if number > 1 else run.baseline_passed
+    ledger = run.hypotheses
+    if ledger and ledger[-1].status == "open":  # this iteration tested that hypothesis
+        ledger[-1] = reflection.judge(ledger[-1], previous, it.passed, it.ok)
+        agent.save(run)
+    return {"passed": it.passed, "ok": it.ok, "signature": it.signature_key,
+            "tokens": it.tokens, "seconds": it.seconds}
+
+
+@DBOS.step()
+def reflect_step(run_id: str, number: int) -> dict[str, Any]:
+    agent = active()
+    run = agent.run(run_id)
+    it = agent.iteration(run_id, number)
+    agent.notify(f"iteration {number}: reflecting on {it.test_summary}")
+    try:
+        found, tokens = agent.ask(run, prompts.reflect_messages(
+            run.task, it, run.hypotheses, _hints(agent, run, it)), reflection.Reflection,
+            REFLECT_PARAMS)
+    except StructuredOutputError:
+        return {"tokens": 0, "hypothesis": None}
+    chosen = reflection.choose(found, run.hypotheses)
+    it.reflection, it.hypothesis, it.tokens = found, chosen, it.tokens + tokens
+    agent.put(it)
+    if chosen is not None:
+        run.hypotheses.append(reflection.Tried(iteration=number, text=chosen.text,
+                                               status="open"))
+        agent.save(run)
+    return {"tokens": tokens, "hypothesis": chosen.text if chosen else None}
+
+
+def _learn(agent: Agent, run: Run, iterations: list[Iteration]) -> None:
+    """Success patterns from a solved run; for each error that went away, the fix."""
+    if run.status == "solved":
+        final = next((it for it in reversed(iterations) if it.plan), None)
+        changed = sorted({c for it in iterations for c in it.changed})
+        if final is not None and final.plan is not None:
+            agent.memory.learn_pattern(run.task.description, final.plan, changed)
+    for before, after in itertools.pairwise(iterations):
+        if before.signature and before.signature_key != after.signature_key and \
+                (after.ok or after.passed > before.passed):
+            sig = signature_of(before.test_tail)
+            if sig is not None and after.plan is not None:
+                fix = after.plan.summary
+                if after.hypothesis is None and before.hypothesis is not None:
+                    fix = f"{before.hypothesis.text} -> {fix}"
+                agent.memory.learn_fix(sig, fix)
+
+
+@DBOS.step()
+def finish_step(run_id: str, reason: str, detail: str) -> dict[str, Any]:
+    agent = active()
+    run = agent.run(run_id)
+    run.status = "solved" if reason == "solved" else ("failed" if reason == "tests-hang"
+                                                       else "stopped")
+    run.stop_reason, run.stop_detail, run.ended_at = reason, detail, agent.clock()
+    iterations = agent.history(run_id, run.iterations + 1)
+    agent.save(run)
+    _learn(agent, run, iterations)
+    agent.notify(f"{run.status}: {detail}")
+    return {"status": run.status}
+
+
+@DBOS.workflow()
+def agent_workflow(run_id: str) -> dict[str, Any]:
+    run = active().run(run_id)
+    task = run.task
+    budget = Budget(max_iterations=task.max_iterations, tokens=task.token_budget,
+                    seconds=task.seconds_budget)
+    base = baseline_step(run_id)
+    if base["timed_out"]:
+        return finish_step(run_id, "tests-hang", f"the project's tests did not finish within "
+                                                 f"{task.timeout_s:.0f} s before any change; "
+                                                 "fix the hang or raise --timeout")
+    outcomes: list[Outcome] = []
+    stop: Stop | None = None
+    for number in range(1, task.max_iterations + 1):
+        planned = plan_step(run_id, number)
+        written = write_step(run_id, number) if planned["planned"] else {"tokens": 0}
+        apply_step(run_id, number)
+        tested = test_step(run_id, number)
+        outcomes.append(Outcome(passed=tested["passed"], ok=tested["ok"],
+                                signature=tested["signature"],
+                                tokens=planned["tokens"] + written["tokens"],
+                                seconds=tested["seconds"]))
+        _count(run_id, number)
+        stop = should_stop(outcomes, budget, baseline_passed=base["passed"])
+        if stop is not None:
+            break
+        reflected = reflect_step(run_id, number)
+        outcomes[-1] = Outcome(**{**outcomes[-1].__dict__,
+                                  "tokens": outcomes[-1].tokens + reflected["tokens"]})
+    if stop is None:
+        stop = Stop("iterations", f"{len(outcomes)} iterations without passing")
+    return finish_step(run_id, stop.reason, stop.detail)
+
+
+def _count(run_id: str, number: int) -> None:
+    agent = active()
+    run = agent.run(run_id)
+    if run.iterations < number:
+        run.iterations = number
+        agent.save(run)
+
+
+def execute(agent: Agent, run_id: str, paths: Paths, settings: Settings, *,
+            resume: bool = False) -> Run:
+    """Run (or resume) ``run_id`` to its end in this process; returns the final record.
+
+    DBOS is launched as executor ``run_id``: a fresh run has nothing to recover, and a
+    resumed one is recovered by the launch itself (its pending workflow), which we then
+    wait for. A run that failed with an error is resumed explicitly.
+    """
+    run = agent.run(run_id)
+    if resume and run.status != "running":
+        return run
+    activate(agent)
+    try:
+        with durable.launched(paths, settings, executor_id=run_id):
+            status = DBOS.get_workflow_status(run_id)
+            if status is None:
+                with SetWorkflowID(run_id):
+                    agent_workflow(run_id)
+            else:
+                if status.status in ("ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
+                    DBOS.resume_workflow(run_id)
+                DBOS.retrieve_workflow(run_id).get_result()
+    finally:
+        activate(None)
+    return agent.run(run_id)

@@ -1,0 +1,83 @@
+"""What past runs taught the agent, in the vault's vector memory.
+
+- short-term: the last iterations of this run (plan, diff, tests, reflection), from the
+  run's own records; :func:`short_term` renders them for the prompt.
+- success patterns (kind ``code.pattern``): the approach that solved a task, tagged with
+  its problem type, recalled for similar new tasks.
+- failure memory (kind ``code.failure``): an error signature (see :mod:`.signatures`) with
+  the fix that made it go away, recalled by vector similarity when a new error appears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from smallhold.apps.code.models import Iteration, Plan
+from smallhold.apps.code.signatures import Signature
+from smallhold.store.memory.store import Hit, Memory, MemoryStore
+
+PATTERN = "code.pattern"
+FAILURE = "code.failure"
+KINDS = (PATTERN, FAILURE)
+SHORT_TERM = 5
+MIN_SCORE = 0.35  # below this a recalled memory is more noise than hint
+
+
+def short_term(iterations: Sequence[Iteration], keep: int = SHORT_TERM) -> str:
+    lines = []
+    for it in iterations[-keep:]:
+        lines.append(f"Iteration {it.number}: plan: {it.plan.summary if it.plan else '-'}")
+        if it.changed:
+            lines.append(f"  changed: {', '.join(it.changed)}")
+        if it.rejected:
+            lines.append(f"  not applied: {'; '.join(it.rejected)}")
+        lines.append(f"  tests: {it.test_summary}")
+        if it.signature:
+            lines.append(f"  error: {it.signature.splitlines()[0]}")
+        if it.hypothesis:
+            lines.append(f"  next hypothesis: {it.hypothesis.text}")
+    return "\n".join(lines)
+
+
+class CodeMemory:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def patterns(self, task: str, k: int = 2) -> list[Hit]:
+        return [h for h in self.store.recall(task, k, kind=PATTERN) if h.score >= MIN_SCORE]
+
+    def failure_hints(self, signature: Signature, k: int = 2) -> list[Hit]:
+        exact = [h for h in self.store.recall(signature.text, k, kind=FAILURE,
+                                              tags=[signature.key])]
+        similar = [h for h in self.store.recall(signature.text, k, kind=FAILURE)
+                   if h.score >= MIN_SCORE and h.memory.id not in {e.memory.id for e in exact}]
+        return (exact + similar)[:k]
+
+    def learn_pattern(self, task: str, plan: Plan, changed: Sequence[str]) -> Memory:
+        text = (f"[{plan.problem_type}] task: {task}\napproach that worked: {plan.summary}\n"
+                f"files changed: {', '.join(changed) or '-'}")
+        return self.store.remember(text, kind=PATTERN, tags=[plan.problem_type],
+                                   importance=0.6)
+
+    def learn_fix(self, signature: Signature, fix: str) -> Memory:
+        """Store the fix for ``signature``; the same signature again reinforces, not repeats."""
+        for hit in self.store.recall(signature.text, 1, kind=FAILURE, tags=[signature.key]):
+            return self.store.reinforce(hit.memory.id, "the same fix worked again")
+        text = f"{signature.text}\nfix that worked: {fix}"
+        return self.store.remember(text, kind=FAILURE, tags=[signature.key], importance=0.7)
+
+    def list(self, kind: str | None = None, limit: int = 100) -> list[Memory]:
+        kinds = [kind] if kind else list(KINDS)
+        found = [m for k in kinds for m in self.store.list(kind=k, limit=limit)]
+        return sorted(found, key=lambda m: -m.created_at)[:limit]
+
+
+def render_hints(patterns: Sequence[Hit], failures: Sequence[Hit]) -> str:
+    parts = []
+    if patterns:
+        parts.append("Approaches that solved similar tasks before:\n" +
+                     "\n".join(f"- {h.memory.text}" for h in patterns))
+    if failures:
+        parts.append("This error was seen before; the fix that worked then:\n" +
+                     "\n".join(f"- {h.memory.text}" for h in failures))
+    return "\n\n".join(parts)

@@ -1,0 +1,91 @@
+"""The coding agent's data: what the model returns, and what a run keeps in the vault."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from smallhold.apps.code.reflection import Hypothesis, Reflection, Tried
+
+ProblemType = Literal["bugfix", "feature", "implement", "refactor", "tests", "other"]
+
+
+class Plan(BaseModel):
+    """The model's plan for one iteration (structured output)."""
+
+    problem_type: ProblemType = Field(description="what kind of change the task is")
+    summary: str = Field(description="the approach in one or two sentences")
+    files: list[str] = Field(min_length=1, max_length=5,
+                             description="project-relative paths of the files to change")
+
+
+class FileChange(BaseModel):
+    path: str = Field(description="project-relative path of the file")
+    content: str = Field(description="the complete new content of the file")
+
+
+class Edit(BaseModel):
+    """The model's edit for one iteration (structured output): whole files, not patches,
+    because a small model writes a whole short file more reliably than a valid diff."""
+
+    changes: list[FileChange] = Field(min_length=1, max_length=5)
+
+
+class Proposal(BaseModel):
+    """The vetted changes of one iteration, kept between the write and apply steps."""
+
+    changes: list[FileChange] = []
+
+
+class Task(BaseModel):
+    description: str
+    project: str
+    test_command: list[str]
+    python: str
+    model: str | None = None
+    max_iterations: int = 5
+    timeout_s: float = 120.0
+    edit_tests: bool = False
+    editable: list[str] | None = None
+    network: bool = False
+    token_budget: int = 200_000
+    seconds_budget: float = 1800.0
+
+
+class Iteration(BaseModel):
+    run_id: str
+    number: int
+    plan: Plan | None = None
+    changed: list[str] = []
+    rejected: list[str] = []  # why proposed changes were not applied
+    findings: list[str] = []
+    commit: str | None = None
+    diff: str = ""
+    passed: int = 0
+    failed: int = 0
+    ok: bool = False
+    test_summary: str = ""
+    test_tail: str = ""
+    signature: str | None = None
+    signature_key: str | None = None
+    contained: list[str] = []
+    reflection: Reflection | None = None
+    hypothesis: Hypothesis | None = None
+    tokens: int = 0
+    seconds: float = 0.0
+
+
+class Run(BaseModel):
+    id: str
+    task: Task
+    workspace: str
+    status: Literal["running", "solved", "stopped", "failed"] = "running"
+    stop_reason: str | None = None
+    stop_detail: str | None = None
+    baseline_passed: int = 0
+    baseline_failed: int = 0
+    iterations: int = 0
+    hypotheses: list[Tried] = []
+    started_at: float
+    ended_at: float | None = None

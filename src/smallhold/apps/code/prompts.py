@@ -1,0 +1,109 @@
+"""The agent's prompts: pure functions from what is known to chat messages.
+
+The stable part (the role and the rules) comes first so the KV cache keeps it between
+calls; the project's files, the memories and the last test output follow, newest last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from smallhold.apps.code.models import Iteration, Plan, Task
+from smallhold.apps.code.reflection import Tried
+from smallhold.runtime.types import Message
+
+SYSTEM = (
+    "You are a careful Python engineer working on a copy of the user's project. You change "
+    "as little as needed to make the task's tests pass, keep the project's style, and never "
+    "weaken or delete a test to make it pass. Code runs in a sandbox without network.")
+FILE_BUDGET = 12_000  # characters of file contents shown in one prompt
+
+
+def show_files(files: dict[str, str], first: Sequence[str] = (),
+               budget: int = FILE_BUDGET) -> str:
+    """Files as fenced blocks, ``first`` first, until ``budget`` characters are used."""
+    order = [f for f in first if f in files] + sorted(f for f in files if f not in first)
+    shown, used, left_out = [], 0, []
+    for rel in order:
+        block = f"### {rel}\n```\n{files[rel]}\n```"
+        if used + len(block) > budget:
+            left_out.append(rel)
+            continue
+        shown.append(block)
+        used += len(block)
+    if left_out:
+        shown.append("(not shown, over the budget: " + ", ".join(left_out) + ")")
+    return "\n\n".join(shown)
+
+
+def _rules(task: Task) -> str:
+    rules = []
+    if task.editable:
+        rules.append("You may change only: " + ", ".join(task.editable) + ".")
+    elif not task.edit_tests:
+        rules.append("Do not change existing test files; you may add new ones.")
+    return " ".join(rules)
+
+
+def _context(task: Task, history: str, hints: str, ledger: Sequence[Tried],
+             last: Iteration | None) -> str:
+    parts = []
+    if history:
+        parts.append(f"What the earlier iterations did:\n{history}")
+    refuted = [t for t in ledger if t.status == "refuted"]
+    if refuted:
+        parts.append("Hypotheses already tested and refuted (do not try them again):\n" +
+                     "\n".join(f"- {t.text} ({t.evidence})" for t in refuted))
+    if hints:
+        parts.append(hints)
+    if last is not None:
+        parts.append(f"Test output of the last iteration ({last.test_summary}):\n"
+                     f"```\n{last.test_tail}\n```")
+        if last.hypothesis:
+            parts.append(f"Hypothesis to act on now: {last.hypothesis.text}")
+    return "\n\n".join(parts)
+
+
+def plan_messages(task: Task, files: dict[str, str], tree: Sequence[str], history: str,
+                  hints: str, ledger: Sequence[Tried], last: Iteration | None
+                  ) -> list[Message]:
+    user = "\n\n".join(p for p in [
+        f"Task: {task.description}",
+        f"Project files: {', '.join(tree)}",
+        show_files(files),
+        _context(task, history, hints, ledger, last),
+        _rules(task),
+        "Plan the next change: the problem type, the approach in one or two sentences, and "
+        "the files to change (paths from the list above, or new files).",
+    ] if p)
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+
+
+def edit_messages(task: Task, plan: Plan, files: dict[str, str], last: Iteration | None,
+                  hints: str) -> list[Message]:
+    user = "\n\n".join(p for p in [
+        f"Task: {task.description}",
+        show_files(files, first=plan.files),
+        _context(task, "", hints, [], last),
+        f"Plan: {plan.summary}",
+        _rules(task),
+        "Write the change: for each file in the plan, its path and its complete new content "
+        "(the whole file, not a diff).",
+    ] if p)
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+
+
+def reflect_messages(task: Task, it: Iteration, ledger: Sequence[Tried], hints: str
+                     ) -> list[Message]:
+    tried = "\n".join(f"- {t.text}: {t.status} ({t.evidence})" for t in ledger)
+    user = "\n\n".join(p for p in [
+        f"Task: {task.description}",
+        f"The change ({it.plan.summary if it.plan else 'none'}) gave: {it.test_summary}",
+        f"```\n{it.test_tail}\n```",
+        f"Diff of the change:\n```diff\n{it.diff[-3000:]}\n```" if it.diff else "",
+        f"Hypotheses tried so far:\n{tried}" if tried else "",
+        hints,
+        "Why do the tests still fail? Give a one-sentence diagnosis and up to four hypotheses, "
+        "each with what the test expects and why, and how confident you are (0 to 1).",
+    ] if p)
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]

@@ -1,0 +1,98 @@
+"""The loop on a scripted model: plan, write, test in the sandbox, reflect, learn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent_helpers import (
+    BUGGY,
+    FIXED,
+    WRONG,
+    MakeAgent,
+    edit,
+    needs_bwrap,
+    plan,
+    reflect,
+    scripted,
+    task_for,
+)
+
+from smallhold.apps.code.agent import execute
+from smallhold.apps.code.memory import FAILURE, PATTERN
+from smallhold.config import Settings
+from smallhold.paths import Paths
+
+pytestmark = needs_bwrap
+
+
+def test_fails_reflects_then_solves(make_agent: MakeAgent, project: Path, paths: Paths,
+                                    settings: Settings) -> None:
+    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", WRONG),
+                                                              edit("calc.py", FIXED)],
+                        "Reflection": [reflect()]})
+    agent = make_agent(backend)
+    run = agent.create(task_for(project))
+    done = execute(agent, run.id, paths, settings)
+    assert done.status == "solved" and done.stop_reason == "solved"
+    assert done.iterations == 2 and done.baseline_passed == 1
+    first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
+    assert not first.ok and first.signature and "AssertionError" in first.signature
+    assert first.hypothesis is not None
+    assert second.ok and "+    return a + b" in second.diff
+    assert done.hypotheses[0].status == "supported"
+    assert (project / "calc.py").read_text() == BUGGY  # the project is untouched until apply
+    assert "+    return a + b" in agent.workspace(done).diff()
+    kinds = {m.kind for m in agent.memory.list()}
+    assert kinds == {PATTERN, FAILURE}
+
+
+def test_same_failure_trips_the_breaker(make_agent: MakeAgent, project: Path, paths: Paths,
+                                        settings: Settings) -> None:
+    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", WRONG)],
+                        "Reflection": [reflect()]})
+    agent = make_agent(backend)
+    run = agent.create(task_for(project, max_iterations=5))
+    done = execute(agent, run.id, paths, settings)
+    assert done.status == "stopped" and done.stop_reason == "same-failure"
+    assert done.iterations == 3
+
+
+def test_unparseable_plan_is_reported_and_the_run_ends(make_agent: MakeAgent, project: Path,
+                                                        paths: Paths, settings: Settings) -> None:
+    backend = scripted({"Plan": ["this is not json"], "Edit": [edit("calc.py", FIXED)],
+                        "Reflection": [reflect()]})
+    agent = make_agent(backend)
+    run = agent.create(task_for(project, max_iterations=3))
+    done = execute(agent, run.id, paths, settings)
+    assert done.status == "stopped"
+    first = agent.iteration(run.id, 1)
+    assert first.plan is None and "could not be read" in first.rejected[0]
+
+
+def test_tests_are_not_edited_and_dangerous_code_needs_approval(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    cheat = edit("test_calc.py", "def test_add():\n    pass\n")
+    network = edit("calc.py", "import urllib.request\n\n\ndef add(a, b):\n"
+                              "    urllib.request.urlopen('http://x')\n    return a + b\n")
+    backend = scripted({"Plan": [plan(["test_calc.py"]), plan(["calc.py"])],
+                        "Edit": [cheat, network], "Reflection": [reflect("x"), reflect("y")]})
+    agent = make_agent(backend)
+    run = agent.create(task_for(project, max_iterations=2))
+    done = execute(agent, run.id, paths, settings)
+    first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
+    assert "existing test" in first.rejected[0] and first.changed == []
+    assert any("not approved" in r for r in second.rejected) and second.changed == []
+    assert done.status == "stopped"
+    events = agent.runtime.trace.list(kind="event") if agent.runtime.trace else []
+    assert any(getattr(e, "kind", "") == "code.approval" for e in events)
+
+
+def test_hanging_test_suite_is_a_clear_stop(make_agent: MakeAgent, project: Path,
+                                            paths: Paths, settings: Settings) -> None:
+    (project / "test_hang.py").write_text("import time\n\n\ndef test_hang():\n"
+                                          "    time.sleep(600)\n")
+    agent = make_agent(scripted({"Plan": [plan(["calc.py"])]}))
+    run = agent.create(task_for(project, timeout_s=3))
+    done = execute(agent, run.id, paths, settings)
+    assert done.status == "failed" and done.stop_reason == "tests-hang"
+    assert "did not finish" in (done.stop_detail or "")
