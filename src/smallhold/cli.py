@@ -14,6 +14,7 @@ from smallhold import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("smallhold.apps.pocket.cli", "Chat with the local model (pocket)."),
+    "code": ("smallhold.apps.code.cli", "Coding agent: plan, edit, test in a sandbox, reflect."),
     "models": ("smallhold.commands.models", "The bundled models: list, install, verify, plan."),
     "embed": ("smallhold.commands.embed", "Embed text with the bundled sentence model."),
     "trace": ("smallhold.commands.trace", "The local log of model calls and decisions."),

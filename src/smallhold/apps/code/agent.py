@@ -190,7 +190,8 @@ def baseline_step(run_id: str) -> dict[str, Any]:
     agent = active()
     run = agent.run(run_id)
     agent.notify("running the tests before any change")
-    report = run_tests(agent.sandbox(run), run.task.test_command, timeout_s=run.task.timeout_s)
+    report = run_tests(agent.sandbox(run), run.task.test_command,
+                       timeout_s=run.task.timeout_s, network=run.task.network)
     run.baseline_passed, run.baseline_failed = report.passed, report.failed + report.errors
     agent.save(run)
     return {"passed": report.passed, "ok": report.ok, "timed_out": report.timed_out,
@@ -309,7 +310,8 @@ def test_step(run_id: str, number: int) -> dict[str, Any]:
     it = agent.iteration(run_id, number)
     agent.notify(f"iteration {number}: testing")
     started = time.perf_counter()
-    report = run_tests(agent.sandbox(run), run.task.test_command, timeout_s=run.task.timeout_s)
+    report = run_tests(agent.sandbox(run), run.task.test_command,
+                       timeout_s=run.task.timeout_s, network=run.task.network)
     _report_into(it, report)
     if not it.changed and not it.ok:
         it.signature_key = it.signature_key or "no-change"

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from smallhold.apps.code.models import Iteration, Plan
 from smallhold.apps.code.signatures import Signature
@@ -40,8 +40,17 @@ def short_term(iterations: Sequence[Iteration], keep: int = SHORT_TERM) -> str:
 
 
 class CodeMemory:
-    def __init__(self, store: MemoryStore) -> None:
-        self.store = store
+    """The agent's long-term memories; the store (and its embedding model) opens on first
+    use, so commands that only read runs never load the embedder."""
+
+    def __init__(self, store: MemoryStore | Callable[[], MemoryStore]) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> MemoryStore:
+        if not isinstance(self._store, MemoryStore):
+            self._store = self._store()
+        return self._store
 
     def patterns(self, task: str, k: int = 2) -> list[Hit]:
         return [h for h in self.store.recall(task, k, kind=PATTERN) if h.score >= MIN_SCORE]

@@ -103,8 +103,9 @@ def read_report(result: SandboxResult) -> TestReport:
         contained=tuple(result.contained))
 
 
-def run_tests(sandbox: Sandbox, command: Sequence[str], *, timeout_s: float) -> TestReport:
+def run_tests(sandbox: Sandbox, command: Sequence[str], *, timeout_s: float,
+              network: bool = False) -> TestReport:
     limits = Limits(wall_seconds=timeout_s, cpu_seconds=int(timeout_s * 2) + 5,
                     memory_bytes=sandbox.limits.memory_bytes,
                     file_bytes=sandbox.limits.file_bytes, processes=sandbox.limits.processes)
-    return read_report(sandbox.run(list(command), limits=limits))
+    return read_report(sandbox.run(list(command), limits=limits, network=network))

@@ -1,0 +1,313 @@
+"""``smallhold code``: the coding agent from the terminal.
+
+    smallhold code "fix the failing test" --project DIR     a run, to its end
+    smallhold code runs | show RUN | diff RUN | apply RUN   review and take its work
+    smallhold code resume RUN                               continue a killed run
+    smallhold code memory list|show|forget                  what runs taught it
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from smallhold.apps.code import approval
+from smallhold.apps.code.agent import Agent, execute
+from smallhold.apps.code.memory import KINDS, CodeMemory
+from smallhold.apps.code.models import Run, Task
+from smallhold.apps.code.sandbox import Sandbox
+from smallhold.apps.code.testing import default_command, parse_command
+from smallhold.apps.code.workspace import dirty_files
+from smallhold.config import load_settings
+from smallhold.console import byte_progress, console, emit_json, err_console, handle_errors
+from smallhold.console import profile_option as profile_opt
+from smallhold.errors import ProjectError
+from smallhold.paths import resolve_paths
+from smallhold.runtime import assets
+from smallhold.runtime.registry import get_model
+from smallhold.runtime.runtime import Runtime
+from smallhold.store.memory.store import MemoryStore
+from smallhold.store.vault import open_vault
+
+AGENT_CONTEXT = 8192  # project files + test output need more than a chat turn
+
+
+class _CodeGroup(click.Group):
+    """``code`` with no subcommand name means ``code run``: ``smallhold code "task"`` works."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_CodeGroup)
+def code() -> None:
+    """A coding agent: plans, edits a copy of the project, tests in a sandbox, reflects.
+
+    \b
+    smallhold code "TASK" --project DIR    work on TASK until the tests pass (or a stop)
+    smallhold code runs | show | diff      the runs and what they changed
+    smallhold code apply RUN               write a run's changes into the project
+    smallhold code resume RUN              continue a run that was killed
+    smallhold code memory list|show|forget what past runs taught it
+    """
+
+
+def _python_for(project: Path) -> str:
+    """The project's own virtualenv if it has one, else this Python."""
+    for candidate in (project / ".venv" / "bin" / "python", project / "venv" / "bin" / "python"):
+        if candidate.exists():
+            return str(candidate)
+    return sys.executable
+
+
+@contextmanager
+def _agent(profile: str, policy: Path | None = None, quiet: bool = False
+           ) -> Iterator[Agent]:
+    paths = resolve_paths()
+    settings = load_settings(paths)
+    settings.profile = profile
+    settings.runtime.n_ctx = max(settings.runtime.n_ctx, AGENT_CONTEXT)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    decider = approval.choose(policy, interactive, lambda q: click.confirm(q, err=True))
+    with open_vault(paths, settings.profile, create_default=True) as vault:
+        runtime = Runtime.open(settings, paths, app="code")
+        try:
+            memory = CodeMemory(lambda: MemoryStore(vault, runtime.embedder))
+            notify = (lambda _m: None) if quiet else (
+                lambda m: err_console.print(f"[dim]{m}[/dim]"))
+            yield Agent(runtime, vault, memory,
+                        paths.ensure(paths.profile_dir(settings.profile) / "code-runs"),
+                        decider=decider, notify=notify)
+        finally:
+            runtime.close()
+
+
+def _prepare(agent: Agent, model: str | None) -> None:
+    runtime = agent.runtime
+    if runtime.backend.name != "llama":
+        return
+    spec = get_model(runtime.resolve_model(model))
+    with byte_progress(f"preparing {spec.name} (first run only)") as progress:
+        assets.ensure_model(spec, runtime.paths.models_dir, progress)
+
+
+def _summary(run: Run) -> dict[str, object]:
+    return {"id": run.id, "status": run.status, "reason": run.stop_reason,
+            "detail": run.stop_detail, "iterations": run.iterations,
+            "baseline": {"passed": run.baseline_passed, "failed": run.baseline_failed},
+            "project": run.task.project, "task": run.task.description}
+
+
+def _report(agent: Agent, run: Run, as_json: bool) -> None:
+    if as_json:
+        last = agent.iteration(run.id, run.iterations) if run.iterations else None
+        emit_json({**_summary(run), "tests": last.test_summary if last else None,
+                   "changed": sorted(agent.workspace(run).changed())})
+        return
+    colour = {"solved": "green", "stopped": "yellow", "failed": "red"}.get(run.status, "white")
+    console.print(f"[{colour}]{run.status}[/{colour}] after {run.iterations} iteration(s): "
+                  f"{run.stop_detail or run.stop_reason}")
+    changed = agent.workspace(run).changed()
+    if changed:
+        console.print(f"changed: {', '.join(sorted(changed))}")
+        console.print(f"review: smallhold code diff {run.id}   take it: smallhold code apply "
+                      f"{run.id}")
+    else:
+        console.print("no changes were made to the project's copy")
+
+
+@code.command("run")
+@click.argument("task")
+@click.option("-p", "--project", type=click.Path(path_type=Path), default=Path("."),
+              show_default=True, help="The project directory (the agent works on a copy).")
+@click.option("--test-command", help='How to check the work (default: "python -m pytest").')
+@click.option("-n", "--max-iterations", type=click.IntRange(1, 20), default=5, show_default=True)
+@click.option("--timeout", "timeout_s", type=click.FloatRange(1, 3600), default=120.0,
+              show_default=True, help="Seconds one test run may take before it is killed.")
+@click.option("--model", help="Model name (default: the runtime's default).")
+@click.option("--edit-tests", is_flag=True, help="Allow changing existing test files.")
+@click.option("--network", is_flag=True, help="Ask to give the tests network access.")
+@click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Approval policy file for non-interactive runs ([approve] network = ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@profile_opt
+@handle_errors
+def run_command(task: str, project: Path, test_command: str | None, max_iterations: int,
+                timeout_s: float, model: str | None, edit_tests: bool, network: bool,
+                policy: Path | None, as_json: bool, profile: str) -> None:
+    """Work on TASK in PROJECT until its tests pass, or say why it stopped."""
+    if not task.strip():
+        raise ProjectError("the task is empty; say what to change.")
+    project = project.expanduser().resolve()
+    if not project.is_dir():
+        raise ProjectError(f"{project} is not a directory; pass --project with one.")
+    python = _python_for(project)
+    command = parse_command(test_command, python) if test_command else \
+        default_command(project, python)
+    dirty = dirty_files(project)
+    if dirty:
+        err_console.print(f"[yellow]{project} has uncommitted changes ({len(dirty)} files); "
+                          "the agent works on a copy that includes them, and apply refuses "
+                          "to overwrite any file you change meanwhile.[/yellow]")
+    with _agent(profile, policy, quiet=as_json) as agent:
+        Sandbox(project, python=python).check()  # refuse early without a working sandbox
+        if network:
+            decision = approval.ask(agent.decider, approval.Request(
+                "(new run)", "network", "network access for the project's tests"),
+                agent.runtime.trace)
+            network = decision.allowed
+            if not decision.allowed:
+                err_console.print(f"[yellow]network stays off: {decision.reason}[/yellow]")
+        _prepare(agent, model)
+        run = agent.create(Task(description=task, project=str(project),
+                                test_command=command, python=python, model=model,
+                                max_iterations=max_iterations, timeout_s=timeout_s,
+                                edit_tests=edit_tests, network=network))
+        if not as_json:
+            err_console.print(f"[dim]run {run.id} (resume with: smallhold code resume "
+                              f"{run.id})[/dim]")
+        done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings)
+        _report(agent, done, as_json)
+
+
+@code.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@profile_opt
+@handle_errors
+def resume(run_id: str, as_json: bool, profile: str) -> None:
+    """Continue RUN_ID where it stopped (after a crash or kill)."""
+    with _agent(profile, quiet=as_json) as agent:
+        run = agent.run(run_id)
+        if run.status != "running":
+            err_console.print(f"run {run.id} already ended: {run.status}")
+        else:
+            _prepare(agent, run.task.model)
+        done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings, resume=True)
+        _report(agent, done, as_json)
+
+
+@code.command()
+@click.option("--json", "as_json", is_flag=True)
+@profile_opt
+@handle_errors
+def runs(as_json: bool, profile: str) -> None:
+    """The agent's runs, newest first."""
+    with _agent(profile, quiet=True) as agent:
+        found = sorted((r.value for r in agent.runs.all()), key=lambda r: -r.started_at)
+        if as_json:
+            emit_json([_summary(r) for r in found])
+            return
+        table = Table("run", "status", "iterations", "task", "project")
+        for r in found:
+            table.add_row(r.id, r.status, str(r.iterations), r.task.description[:50],
+                          r.task.project)
+        console.print(table)
+
+
+@code.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@profile_opt
+@handle_errors
+def show(run_id: str, as_json: bool, profile: str) -> None:
+    """Every iteration of RUN_ID: plan, changes, tests, hypothesis."""
+    with _agent(profile, quiet=True) as agent:
+        run = agent.run(run_id)
+        iterations = agent.history(run.id, run.iterations + 1)
+        if as_json:
+            emit_json({**_summary(run), "hypotheses": [h.model_dump() for h in run.hypotheses],
+                       "iterations": [it.model_dump(exclude={"diff", "test_tail"})
+                                      for it in iterations]})
+            return
+        console.print(f"[bold]{run.id}[/bold] {run.status}: {run.stop_detail or ''}")
+        for it in iterations:
+            console.print(f"\n[bold]iteration {it.number}[/bold] "
+                          f"{it.plan.summary if it.plan else '(no plan)'}")
+            for line in (*(f"changed {c}" for c in it.changed),
+                         *(f"not applied: {r}" for r in it.rejected),
+                         f"tests: {it.test_summary}",
+                         *(f"sandbox: {c}" for c in it.contained),
+                         *([f"next hypothesis: {it.hypothesis.text}"] if it.hypothesis else [])):
+                console.print(f"  {line}", markup=False)
+
+
+@code.command()
+@click.argument("run_id")
+@profile_opt
+@handle_errors
+def diff(run_id: str, profile: str) -> None:
+    """The run's changes against the project as it was, as a unified diff."""
+    with _agent(profile, quiet=True) as agent:
+        text = agent.workspace(agent.run(run_id)).diff()
+        click.echo(text if text else "(no changes)", nl=not text.endswith("\n"))
+
+
+@code.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@profile_opt
+@handle_errors
+def apply(run_id: str, as_json: bool, profile: str) -> None:
+    """Write the run's changes into the project (refused if those files changed since)."""
+    with _agent(profile, quiet=True) as agent:
+        run = agent.run(run_id)
+        applied = agent.workspace(run).apply()
+        if as_json:
+            emit_json({"id": run.id, "applied": applied})
+        else:
+            console.print(f"applied {len(applied)} file(s) to {run.task.project}: "
+                          f"{', '.join(applied) or '-'}")
+
+
+@code.group()
+def memory() -> None:
+    """What past runs taught the agent: success patterns and failure fixes."""
+
+
+@memory.command("list")
+@click.option("--kind", type=click.Choice(KINDS))
+@click.option("--json", "as_json", is_flag=True)
+@profile_opt
+@handle_errors
+def memory_list(kind: str | None, as_json: bool, profile: str) -> None:
+    with _agent(profile, quiet=True) as agent:
+        found = agent.memory.list(kind)
+        if as_json:
+            emit_json([m.model_dump() for m in found])
+            return
+        table = Table("id", "kind", "text")
+        for m in found:
+            table.add_row(m.id[:10], m.kind, m.text.splitlines()[0][:90])
+        console.print(table)
+
+
+@memory.command("show")
+@click.argument("memory_id")
+@profile_opt
+@handle_errors
+def memory_show(memory_id: str, profile: str) -> None:
+    with _agent(profile, quiet=True) as agent:
+        store = agent.memory.store
+        found = store.get(store.resolve_id(memory_id))
+        console.print(f"[bold]{found.id}[/bold] {found.kind}")
+        console.print(found.text, markup=False)
+
+
+@memory.command("forget")
+@click.argument("memory_id")
+@profile_opt
+@handle_errors
+def memory_forget(memory_id: str, profile: str) -> None:
+    with _agent(profile, quiet=True) as agent:
+        store = agent.memory.store
+        full = store.resolve_id(memory_id)
+        store.forget(full)
+        console.print(f"forgot {full}")

@@ -1,0 +1,128 @@
+"""kill -9 in the middle of a run, then `resume`: finished steps are not repeated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from agent_helpers import BUGGY, FIXED, WRONG, edit, needs_bwrap, plan, reflect, scripted
+from click.testing import CliRunner
+
+from smallhold.apps.code.agent import Agent, execute
+from smallhold.apps.code.memory import CodeMemory
+from smallhold.cli import main
+from smallhold.config import load_settings
+from smallhold.paths import resolve_paths
+from smallhold.runtime.runtime import Runtime
+from smallhold.store.memory.store import MemoryStore
+from smallhold.store.vault import open_vault
+
+pytestmark = needs_bwrap
+HERE = Path(__file__).parent
+
+# A process that starts a run and dies by SIGKILL when the model is asked to reflect.
+DOOMED = textwrap.dedent("""
+    import os, signal, sys
+    import importlib.util
+    sys.path[:0] = [{here!r}]
+    from agent_helpers import WRONG, edit, plan, scripted, task_for
+    spec = importlib.util.spec_from_file_location("root_conftest", {tests!r} + "/conftest.py")
+    root_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root_conftest)
+    HashingEmbedder = root_conftest.HashingEmbedder
+    from smallhold.apps.code.agent import Agent, execute
+    from smallhold.apps.code.memory import CodeMemory
+    from smallhold.config import load_settings
+    from smallhold.paths import resolve_paths
+    from smallhold.runtime.runtime import Runtime
+    from smallhold.store.memory.store import MemoryStore
+    from smallhold.store.vault import open_vault
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    backend = scripted({{"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", WRONG)]}})
+    inner = backend._reply
+    def reply(request):
+        if (request.params.json_schema or {{}}).get("title") == "Reflection":
+            print(run.id, flush=True)
+            die()
+        return inner(request)
+    backend._reply = reply
+    paths = resolve_paths()
+    settings = load_settings(paths)
+    with open_vault(paths, "default", create_default=True) as vault:
+        runtime = Runtime(settings, paths, backend=backend, app="code")
+        agent = Agent(runtime, vault, CodeMemory(MemoryStore(vault, HashingEmbedder())),
+                      paths.data_dir / "runs")
+        from pathlib import Path
+        run = agent.create(task_for(Path({project!r})))
+        execute(agent, run.id, paths, settings)
+""")
+
+
+def _kill_mid_run(project: Path, tmp_path: Path) -> str:
+    script = tmp_path / "doomed.py"
+    script.write_text(DOOMED.format(here=str(HERE), tests=str(HERE.parent),
+                                    project=str(project)))
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: Path,
+                                                      monkeypatch, embedder) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    run_id = _kill_mid_run(project, tmp_path)
+    paths = resolve_paths()
+    settings = load_settings(paths)
+    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", FIXED)],
+                        "Reflection": [reflect()]})
+    with open_vault(paths, "default") as vault:
+        agent = Agent(Runtime(settings, paths, backend=backend, app="code"), vault,
+                      CodeMemory(MemoryStore(vault, embedder)), paths.data_dir / "runs")
+        before = agent.run(run_id)
+        assert before.status == "running" and agent.iteration(run_id, 1).changed == ["calc.py"]
+        assert WRONG in agent.workspace(before).read("calc.py")
+        done = execute(agent, run_id, paths, settings, resume=True)
+        asked = [(r.params.json_schema or {}).get("title") for r in backend.requests]
+        assert done.status == "solved" and done.iterations == 2
+        # iteration 1's plan, edit and test were checkpointed: only what was left ran
+        assert asked == ["Reflection", "Plan", "Edit"]
+    assert (project / "calc.py").read_text() == BUGGY
+
+    runner = CliRunner()
+    shown = runner.invoke(main, ["code", "diff", run_id])
+    assert shown.exit_code == 0 and "+    return a + b" in shown.output
+    listed = runner.invoke(main, ["code", "runs", "--json"])
+    assert run_id in listed.output
+    again = runner.invoke(main, ["code", "resume", run_id])
+    assert again.exit_code == 0 and "already ended" in again.output
+    applied = runner.invoke(main, ["code", "apply", run_id])
+    assert applied.exit_code == 0, applied.output
+    assert (project / "calc.py").read_text() == FIXED
+
+
+def flat(text: str) -> str:
+    """Terminal output without rich's line wrapping."""
+    return " ".join(text.split())
+
+
+def test_cli_bad_input(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    runner = CliRunner()
+    missing = runner.invoke(main, ["code", "fix it", "--project", str(tmp_path / "nope")])
+    assert missing.exit_code != 0 and "not a directory" in flat(missing.output)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "app.py").write_text("x = 1\n")
+    no_tests = runner.invoke(main, ["code", "fix it", "--project", str(tmp_path / "empty")])
+    assert no_tests.exit_code != 0 and "no tests" in flat(no_tests.output)
+    unknown = runner.invoke(main, ["code", "diff", "r-nope"])
+    assert unknown.exit_code != 0 and "no coding run" in flat(unknown.output)
+    assert "resume" in runner.invoke(main, ["code", "--help"]).output
