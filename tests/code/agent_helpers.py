@@ -31,7 +31,13 @@ def plan(files: list[str], summary: str = "make add return the sum") -> str:
 
 
 def edit(path: str, content: str) -> str:
-    return json.dumps({"changes": [{"path": path, "content": content}]})
+    """An edit reply the way coder models write one: prose, a header, a fenced block."""
+    return f"Here is the change.\n\nFILE: {path}\n```python\n{content}```\n"
+
+
+def kind(request: ChatRequest) -> str:
+    """What a request asks for: the structured type's title, or Edit for the free text."""
+    return str((request.params.json_schema or {}).get("title", "Edit"))
 
 
 def reflect(text: str = "add subtracts instead of adding; the test expects 5 = 2 + 3") -> str:
@@ -40,14 +46,14 @@ def reflect(text: str = "add subtracts instead of adding; the test expects 5 = 2
 
 
 def scripted(by_kind: dict[str, list[str]]) -> ScriptedBackend:
-    """Replies by the structured type asked for (Plan, Edit, Reflection), in order."""
+    """Replies by what is asked for (Plan, Edit, Reflection), each kind in order."""
     seen: dict[str, int] = {}
 
     def reply(request: ChatRequest) -> str:
-        kind = (request.params.json_schema or {}).get("title", "text")
-        replies = by_kind[kind]
-        index = seen.get(kind, 0)
-        seen[kind] = index + 1
+        asked = kind(request)
+        replies = by_kind[asked]
+        index = seen.get(asked, 0)
+        seen[asked] = index + 1
         return replies[min(index, len(replies) - 1)]
 
     return ScriptedBackend(reply=reply)

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from agent_helpers import BUGGY, FIXED, WRONG, edit, needs_bwrap, plan, reflect, scripted
+from agent_helpers import BUGGY, FIXED, WRONG, edit, kind, needs_bwrap, plan, reflect, scripted
 from click.testing import CliRunner
 
 from smallhold.apps.code.agent import Agent, execute
@@ -91,7 +91,7 @@ def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: P
         assert before.status == "running" and agent.iteration(run_id, 1).changed == ["calc.py"]
         assert WRONG in agent.workspace(before).read("calc.py")
         done = execute(agent, run_id, paths, settings, resume=True)
-        asked = [(r.params.json_schema or {}).get("title") for r in backend.requests]
+        asked = [kind(r) for r in backend.requests]
         assert done.status == "solved" and done.iterations == 2
         # iteration 1's plan, edit and test were checkpointed: only what was left ran
         assert asked == ["Reflection", "Plan", "Edit"]

@@ -26,7 +26,7 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from smallhold import durable
-from smallhold.apps.code import approval, prompts, reflection
+from smallhold.apps.code import approval, edits, prompts, reflection
 from smallhold.apps.code.breaker import Budget, Outcome, Stop, should_stop
 from smallhold.apps.code.memory import CodeMemory, render_hints, short_term
 from smallhold.apps.code.models import Edit, FileChange, Iteration, Plan, Proposal, Run, Task
@@ -115,10 +115,16 @@ class Agent:
     def sandbox(self, run: Run) -> Sandbox:
         return Sandbox(Path(run.workspace), python=run.task.python, limits=self.limits)
 
+    def test(self, run: Run) -> TestReport:
+        """The task's tests in the sandbox, on the run's working copy as it is now."""
+        return run_tests(self.sandbox(run), run.task.test_command,
+                         timeout_s=run.task.timeout_s, network=run.task.network)
+
     # -- model calls ------------------------------------------------------------------------
 
     def ask(self, run: Run, messages: list[Message], output: type[Any],
-            params: GenerationParams) -> tuple[Any, int]:
+            params: GenerationParams) -> tuple[Any | None, int, str]:
+        """(the structured reply or None, tokens spent, why it could not be read)."""
         spent = 0
 
         def call(history: list[Message], p: GenerationParams) -> Completion:
@@ -128,7 +134,28 @@ class Agent:
             spent += done.usage.prompt_tokens + done.usage.completion_tokens
             return done
 
-        return generate_structured(call, messages, output, params=params, retries=2), spent
+        try:
+            return generate_structured(call, messages, output, params=params,
+                                       retries=2), spent, ""
+        except StructuredOutputError as exc:
+            return None, spent, str(exc)
+
+    def ask_edit(self, run: Run, messages: list[Message], params: GenerationParams,
+                 retries: int = 2) -> tuple[Edit | None, int, str]:
+        """The edit in the fenced-file format; a reply it cannot read goes back with why."""
+        spent, history, problem = 0, list(messages), ""
+        for _attempt in range(retries + 1):
+            done = self.runtime.chat(history, model=run.task.model, params=params, app="code",
+                                     session=f"code-{run.id}")
+            spent += done.usage.prompt_tokens + done.usage.completion_tokens
+            try:
+                return edits.parse_edit(done.text), spent, ""
+            except edits.EditFormatError as exc:
+                problem = str(exc)
+                history = [*history, Message(role="assistant", content=done.text),
+                           Message(role="user", content=f"I could not read that: {problem}. "
+                                                        f"{edits.INSTRUCTIONS}")]
+        return None, spent, f"no readable edit after {retries + 1} tries; {problem}"
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -190,33 +217,35 @@ def baseline_step(run_id: str) -> dict[str, Any]:
     agent = active()
     run = agent.run(run_id)
     agent.notify("running the tests before any change")
-    report = run_tests(agent.sandbox(run), run.task.test_command,
-                       timeout_s=run.task.timeout_s, network=run.task.network)
+    report = agent.test(run)
     run.baseline_passed, run.baseline_failed = report.passed, report.failed + report.errors
     agent.save(run)
     return {"passed": report.passed, "ok": report.ok, "timed_out": report.timed_out,
             "summary": report.summary}
 
 
+def _plan_prompt(agent: Agent, run: Run, number: int) -> list[Message]:
+    """The planning conversation of iteration ``number``; the write step rebuilds it to the
+    same text, so its KV cache prefix is reused."""
+    ws = agent.workspace(run)
+    history = agent.history(run.id, number)
+    last = history[-1] if history else None
+    tree, files = _read_files(ws)
+    return prompts.plan_messages(run.task, files, tree, short_term(history),
+                                 _hints(agent, run, last), run.hypotheses, last)
+
+
 @DBOS.step()
 def plan_step(run_id: str, number: int) -> dict[str, Any]:
     agent = active()
     run = agent.run(run_id)
-    ws = agent.workspace(run)
-    history = agent.history(run_id, number)
-    last = history[-1] if history else None
-    tree, files = _read_files(ws)
     agent.notify(f"iteration {number}: planning")
     it = Iteration(run_id=run_id, number=number)
     started = time.perf_counter()
-    try:
-        plan, tokens = agent.ask(run, prompts.plan_messages(
-            run.task, files, tree, short_term(history), _hints(agent, run, last),
-            run.hypotheses, last), Plan, PLAN_PARAMS)
-        it.plan = plan
-    except StructuredOutputError as exc:
-        tokens = 0
-        it.rejected.append(f"the model's plan could not be read: {exc}")
+    it.plan, tokens, problem = agent.ask(run, _plan_prompt(agent, run, number), Plan,
+                                         PLAN_PARAMS)
+    if it.plan is None:
+        it.rejected.append(f"the model's plan could not be read: {problem}")
     it.tokens, it.seconds = tokens, time.perf_counter() - started
     agent.put(it)
     return {"planned": it.plan is not None, "tokens": tokens}
@@ -260,27 +289,18 @@ def write_step(run_id: str, number: int) -> dict[str, Any]:
     it = agent.iteration(run_id, number)
     if it.plan is None:
         return {"changes": 0, "tokens": 0}
-    ws = agent.workspace(run)
-    history = agent.history(run_id, number)
-    last = history[-1] if history else None
-    _, files = _read_files(ws)
     agent.notify(f"iteration {number}: writing {', '.join(it.plan.files)}")
     started = time.perf_counter()
-    tokens = 0
-    try:
-        edit, tokens = agent.ask(run, prompts.edit_messages(
-            run.task, it.plan, files, last, _hints(agent, run, last)), Edit, EDIT_PARAMS)
-        proposed = _vet(agent, run, ws, edit, it)
-    except StructuredOutputError as exc:
-        proposed = []
-        it.rejected.append(f"the model's edit could not be read: {exc}")
+    messages = prompts.edit_messages(run.task, _plan_prompt(agent, run, number), it.plan)
+    edit, tokens, problem = agent.ask_edit(run, messages, EDIT_PARAMS)
+    proposed = _vet(agent, run, agent.workspace(run), edit, it) if edit else []
+    if edit is None:
+        it.rejected.append(f"the model's edit could not be read: {problem}")
     it.tokens += tokens
     it.seconds += time.perf_counter() - started
     agent.put(it)
     agent.proposals.put(Proposal(changes=proposed), f"{run_id}:{number}")
     return {"changes": len(proposed), "tokens": tokens}
-
-
 
 
 @DBOS.step()
@@ -310,8 +330,7 @@ def test_step(run_id: str, number: int) -> dict[str, Any]:
     it = agent.iteration(run_id, number)
     agent.notify(f"iteration {number}: testing")
     started = time.perf_counter()
-    report = run_tests(agent.sandbox(run), run.task.test_command,
-                       timeout_s=run.task.timeout_s, network=run.task.network)
+    report = agent.test(run)
     _report_into(it, report)
     if not it.changed and not it.ok:
         it.signature_key = it.signature_key or "no-change"
@@ -332,12 +351,13 @@ def reflect_step(run_id: str, number: int) -> dict[str, Any]:
     run = agent.run(run_id)
     it = agent.iteration(run_id, number)
     agent.notify(f"iteration {number}: reflecting on {it.test_summary}")
-    try:
-        found, tokens = agent.ask(run, prompts.reflect_messages(
-            run.task, it, run.hypotheses, _hints(agent, run, it)), reflection.Reflection,
-            REFLECT_PARAMS)
-    except StructuredOutputError:
-        return {"tokens": 0, "hypothesis": None}
+    found, tokens, _problem = agent.ask(run, prompts.reflect_messages(
+        run.task, it, run.hypotheses, _hints(agent, run, it)), reflection.Reflection,
+        REFLECT_PARAMS)
+    if found is None:
+        it.tokens += tokens
+        agent.put(it)
+        return {"tokens": tokens, "hypothesis": None}
     chosen = reflection.choose(found, run.hypotheses)
     it.reflection, it.hypothesis, it.tokens = found, chosen, it.tokens + tokens
     agent.put(it)

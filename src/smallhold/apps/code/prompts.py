@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from smallhold.apps.code import edits
 from smallhold.apps.code.models import Iteration, Plan, Task
 from smallhold.apps.code.reflection import Tried
+from smallhold.runtime.structured import schema_instruction
 from smallhold.runtime.types import Message
 
 SYSTEM = (
@@ -79,18 +81,18 @@ def plan_messages(task: Task, files: dict[str, str], tree: Sequence[str], histor
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
 
-def edit_messages(task: Task, plan: Plan, files: dict[str, str], last: Iteration | None,
-                  hints: str) -> list[Message]:
-    user = "\n\n".join(p for p in [
-        f"Task: {task.description}",
-        show_files(files, first=plan.files),
-        _context(task, "", hints, [], last),
-        f"Plan: {plan.summary}",
+def edit_messages(task: Task, plan_prompt: Sequence[Message], plan: Plan) -> list[Message]:
+    """The plan's conversation continued: the same prefix, so the KV cache of the planning
+    call is reused and the files are not read (prefilled) a second time."""
+    user = " ".join(p for p in [
+        f"Plan accepted: {plan.summary}",
+        "Now write the change to " + ", ".join(plan.files) + ".",
         _rules(task),
-        "Write the change: for each file in the plan, its path and its complete new content "
-        "(the whole file, not a diff).",
+        edits.INSTRUCTIONS,
     ] if p)
-    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+    return [*plan_prompt, Message(role="system", content=schema_instruction(Plan)),
+            Message(role="assistant", content=plan.model_dump_json()),
+            Message(role="user", content=user)]
 
 
 def reflect_messages(task: Task, it: Iteration, ledger: Sequence[Tried], hints: str

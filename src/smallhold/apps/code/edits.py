@@ -1,0 +1,115 @@
+"""The edit format: whole files as fenced code blocks, each under a ``FILE:`` line.
+
+Code inside JSON strings has to escape every newline and quote; a 1.5B model gets that
+wrong often enough (raw control characters, unbalanced quotes) that an edit took three
+tries and still failed. Coder models are trained to write fenced blocks, so the edit is
+asked for as markdown and read back by this parser, which is tolerant of the ways a model
+names the file (``FILE: a.py``, ``### a.py``, ``**a.py**``, a ``# a.py`` first line) and
+strict about what it returns: a path and the complete content of each file.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smallhold.apps.code.models import Edit, FileChange
+
+INSTRUCTIONS = (
+    "Answer with each file to change as a line `FILE: <path>` followed by one fenced code "
+    "block holding the complete new content of that file (the whole file, not a diff, no "
+    "ellipsis). Write nothing else.")
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
+_PATH = r"(?P<path>[\w.\-/]+\.[\w]+|[\w.\-/]*(?:Makefile|Dockerfile|LICENSE))"
+_HEADERS = [
+    re.compile(rf"^\s*(?:[-*]|\d+[.)])?\s*(?:FILE|File|file|Path|path)\s*:\s*`?{_PATH}`?\s*$"),
+    re.compile(rf"^\s*#+\s*`?{_PATH}`?\s*:?\s*$"),
+    re.compile(rf"^\s*\*\*`?{_PATH}`?\*\*\s*:?\s*$"),
+    re.compile(rf"^\s*`{_PATH}`\s*:?\s*$"),
+    re.compile(rf"^\s*{_PATH}\s*:\s*$"),
+]
+_FIRST_LINE = re.compile(rf"^\s*(?:#|//)\s*(?:file(?:name)?\s*:\s*)?{_PATH}\s*$", re.I)
+_INFO_PATH = re.compile(rf"^(?:\w+[ \t:]+)?{_PATH}$")
+
+
+class EditFormatError(ValueError):
+    """The reply held no file this parser could read; the message says what to fix."""
+
+
+def _header_path(line: str) -> str | None:
+    for pattern in _HEADERS:
+        found = pattern.match(line)
+        if found:
+            return found.group("path")
+    return None
+
+
+def _blocks(text: str) -> list[tuple[str | None, str, list[str]]]:
+    """(path named above the block or None, info string, body lines) for each block."""
+    lines = text.splitlines()
+    found: list[tuple[str | None, str, list[str]]] = []
+    pending: str | None = None
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if opening is None:
+            header = _header_path(lines[i])
+            if header is not None:  # prose between a header and its block keeps it
+                pending = header
+            i += 1
+            continue
+        fence, indent = opening.group("fence"), opening.group("indent")
+        body: list[str] = []
+        i += 1
+        closed = False
+        while i < len(lines):
+            closing = _FENCE.match(lines[i])
+            if closing and closing.group("fence").startswith(fence[0]) and \
+                    len(closing.group("fence")) >= len(fence) and not closing.group("info"):
+                closed = True
+                break
+            line = lines[i]
+            body.append(line[len(indent):] if indent and line.startswith(indent) else line)
+            i += 1
+        if not closed:
+            raise EditFormatError("a code block was opened but never closed with ```; "
+                                  "close every block")
+        found.append((pending, opening.group("info").strip(), body))
+        pending = None
+        i += 1
+    return found
+
+
+def parse_edit(text: str) -> Edit:
+    """The files a reply in the edit format changes; raises :class:`EditFormatError`."""
+    changes: dict[str, str] = {}
+    unnamed = 0
+    for named, info, body in _blocks(text):
+        path = named
+        if path is None and info:
+            in_info = _INFO_PATH.match(info)
+            path = in_info.group("path") if in_info else None
+        if path is None and body:
+            first = _FIRST_LINE.match(body[0])
+            if first:
+                path, body = first.group("path"), body[1:]
+        if path is None:
+            unnamed += 1
+            continue
+        content = "\n".join(body).strip("\n") + "\n"
+        changes[path.removeprefix("./")] = content
+    if not changes:
+        if unnamed:
+            raise EditFormatError(f"{unnamed} code block(s) but no file names; put a line "
+                                  "`FILE: <path>` right above each block")
+        raise EditFormatError("no code block found; give each file as `FILE: <path>` and a "
+                              "fenced code block with its complete content")
+    if len(changes) > 5:
+        raise EditFormatError(f"{len(changes)} files in one edit; change at most 5")
+    return Edit(changes=[FileChange(path=p, content=c) for p, c in changes.items()])
+
+
+def render_edit(edit: Edit) -> str:
+    """An edit in the format :func:`parse_edit` reads (for replies kept in a conversation)."""
+    return "\n\n".join(f"FILE: {c.path}\n```\n{c.content.rstrip(chr(10))}\n```"
+                       for c in edit.changes)
