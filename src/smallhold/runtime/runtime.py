@@ -103,6 +103,18 @@ class Runtime:
                                     events=self.trace, usage=usage)
         return LlamaBackend(self.manager)
 
+    def prepare(self, model: str | None = None) -> None:
+        """Assemble the model's file on first use, with a progress bar on stderr, so a
+        command's first output is not delayed by a silent multi-second copy."""
+        if self.backend.name != "llama":
+            return
+        from smallhold.console import byte_progress
+        from smallhold.runtime import assets
+
+        spec = get_model(self.resolve_model(model))
+        with byte_progress(f"preparing {spec.name} (first run only)") as progress:
+            assets.ensure_model(spec, self.paths.models_dir, progress)
+
     def resolve_model(self, model: str | None) -> str:
         if self.backend.name != "llama":
             return model or self.settings.runtime.default_model

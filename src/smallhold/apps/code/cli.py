@@ -24,12 +24,10 @@ from smallhold.apps.code.sandbox import Sandbox
 from smallhold.apps.code.testing import default_command, parse_command
 from smallhold.apps.code.workspace import dirty_files
 from smallhold.config import load_settings
-from smallhold.console import byte_progress, console, emit_json, err_console, handle_errors
+from smallhold.console import console, emit_json, err_console, handle_errors, json_option
 from smallhold.console import profile_option as profile_opt
 from smallhold.errors import ProjectError
 from smallhold.paths import resolve_paths
-from smallhold.runtime import assets
-from smallhold.runtime.registry import get_model
 from smallhold.runtime.runtime import Runtime
 from smallhold.store.memory.store import MemoryStore
 from smallhold.store.vault import open_vault
@@ -89,15 +87,6 @@ def _agent(profile: str, policy: Path | None = None, quiet: bool = False
             runtime.close()
 
 
-def _prepare(agent: Agent, model: str | None) -> None:
-    runtime = agent.runtime
-    if runtime.backend.name != "llama":
-        return
-    spec = get_model(runtime.resolve_model(model))
-    with byte_progress(f"preparing {spec.name} (first run only)") as progress:
-        assets.ensure_model(spec, runtime.paths.models_dir, progress)
-
-
 def _summary(run: Run) -> dict[str, object]:
     return {"id": run.id, "status": run.status, "reason": run.stop_reason,
             "detail": run.stop_detail, "iterations": run.iterations,
@@ -136,7 +125,7 @@ def _report(agent: Agent, run: Run, as_json: bool) -> None:
 @click.option("--network", is_flag=True, help="Ask to give the tests network access.")
 @click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Approval policy file for non-interactive runs ([approve] network = ...).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @profile_opt
 @handle_errors
 def run_command(task: str, project: Path, test_command: str | None, max_iterations: int,
@@ -165,7 +154,7 @@ def run_command(task: str, project: Path, test_command: str | None, max_iteratio
             network = decision.allowed
             if not decision.allowed:
                 err_console.print(f"[yellow]network stays off: {decision.reason}[/yellow]")
-        _prepare(agent, model)
+        agent.runtime.prepare(model)
         run = agent.create(Task(description=task, project=str(project),
                                 test_command=command, python=python, model=model,
                                 max_iterations=max_iterations, timeout_s=timeout_s,
@@ -179,7 +168,7 @@ def run_command(task: str, project: Path, test_command: str | None, max_iteratio
 
 @code.command()
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @profile_opt
 @handle_errors
 def resume(run_id: str, as_json: bool, profile: str) -> None:
@@ -189,13 +178,13 @@ def resume(run_id: str, as_json: bool, profile: str) -> None:
         if run.status != "running":
             err_console.print(f"run {run.id} already ended: {run.status}")
         else:
-            _prepare(agent, run.task.model)
+            agent.runtime.prepare(run.task.model)
         done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings, resume=True)
         _report(agent, done, as_json)
 
 
 @code.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @profile_opt
 @handle_errors
 def runs(as_json: bool, profile: str) -> None:
@@ -214,7 +203,7 @@ def runs(as_json: bool, profile: str) -> None:
 
 @code.command()
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @profile_opt
 @handle_errors
 def show(run_id: str, as_json: bool, profile: str) -> None:
@@ -252,7 +241,7 @@ def diff(run_id: str, profile: str) -> None:
 
 @code.command()
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @profile_opt
 @handle_errors
 def apply(run_id: str, as_json: bool, profile: str) -> None:
@@ -274,7 +263,7 @@ def memory() -> None:
 
 @memory.command("list")
 @click.option("--kind", type=click.Choice(KINDS))
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @profile_opt
 @handle_errors
 def memory_list(kind: str | None, as_json: bool, profile: str) -> None:

@@ -16,11 +16,9 @@ from rich.table import Table
 from smallhold.apps.pocket.assistant import SYSTEM, Pocket, open_pocket
 from smallhold.apps.pocket.background import JOBS, Background, Outcome
 from smallhold.apps.pocket.power import decide
-from smallhold.console import byte_progress, console, emit_json, err_console, handle_errors
+from smallhold.console import console, emit_json, err_console, handle_errors
 from smallhold.console import profile_option as profile_opt
 from smallhold.paths import resolve_paths
-from smallhold.runtime import assets
-from smallhold.runtime.registry import get_model
 from smallhold.runtime.runtime import Runtime
 from smallhold.runtime.types import Delta, GenerationParams
 from smallhold.store.vault import open_vault
@@ -47,15 +45,6 @@ def chat() -> None:
     smallhold chat list|show|rm      saved conversations
     smallhold chat maintain          background work (memory, sync) when power allows
     """
-
-
-def _prepare(runtime: Runtime, model: str | None) -> None:
-    """Assemble the model file on first use with a progress bar, before any output."""
-    if runtime.backend.name != "llama":
-        return
-    spec = get_model(runtime.resolve_model(model))
-    with byte_progress(f"preparing {spec.name} (first run only)") as progress:
-        assets.ensure_model(spec, runtime.paths.models_dir, progress)
 
 
 def _say(pocket: Pocket, name: str, question: str, params: GenerationParams,
@@ -91,7 +80,7 @@ def ask(question: str | None, profile: str, conversation: str, model: str | None
             _show_device(pocket.runtime, Background(pocket.handle, pocket.memory,
                                                     pocket.runtime.probe), model, as_json)
             return
-        _prepare(pocket.runtime, model)
+        pocket.runtime.prepare(model)
         if question is None:
             _repl(pocket, conversation, params)
             return
@@ -271,5 +260,5 @@ def gui(profile: str, model: str | None) -> None:
         raise click.ClickException(f"the app needs Toga ({exc.name} is missing): install "
                                    "it with `bash scripts/setup.sh --gui`.") from None
     with open_pocket(profile, model) as pocket:
-        _prepare(pocket.runtime, model)
+        pocket.runtime.prepare(model)
         run_app(lambda: pocket)

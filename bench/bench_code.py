@@ -1,0 +1,259 @@
+"""The coding agent on MBPP+ and the repo tasks: single shot vs the loop, memory, containment.
+
+For each MBPP+ task a small project is built: ``solution.py`` holding the task's prompt (a
+docstring and one example) and ``tests/test_public.py`` with the original MBPP asserts. The
+agent sees and runs only those public tests; the hidden MBPP+ tests (``test``, about 35x
+more inputs) judge the result through ``../shared/data/coding/check.py``. Single shot is one
+model call writing ``solution.py`` from the same prompt, judged the same way.
+
+Failure memory: the loop is run over the tasks twice in one profile, so the second pass can
+use the success patterns and error fixes the first one stored. Repo tasks run the loop on a
+copy of each project with its editable files; a digest of the project (and of a file beside
+it) before and after shows that nothing outside the agent's working copy was touched.
+
+    .venv/bin/python bench/bench_code.py --tasks 10 --iterations 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import _common as common
+from _common import fmt, log, md_table
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coding"
+PUBLISHED = {  # Qwen2.5-Coder technical report (arXiv 2409.12186), instruct models, MBPP+
+    "qwen2.5-coder-1.5b-instruct": 59.4,
+}
+
+
+def load_mbpp(count: int) -> list[dict[str, Any]]:
+    with gzip.open(DATA / "mbppplus.jsonl.gz", "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return rows[:count]
+
+
+def mbpp_project(task: dict[str, Any], root: Path) -> Path:
+    project = root / task["task_id"].replace("/", "-")
+    (project / "tests").mkdir(parents=True)
+    (project / "solution.py").write_text(f'"""\n{task["prompt"].strip()}\n"""\n')
+    asserts = "\n".join("    " + line for line in task["test_base"].strip().splitlines())
+    (project / "tests" / "test_public.py").write_text(
+        f"from solution import *  # noqa: F403\n\n\ndef test_examples():\n{asserts}\n")
+    (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\npythonpath = ["."]\n')
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "-c", "user.email=bench@localhost", "-c", "user.name=bench",
+                    "commit", "-qm", "task"], cwd=project, check=True)
+    return project
+
+
+def hidden_check(task: dict[str, Any], code: str) -> bool:
+    sys.path.insert(0, str(DATA))
+    try:
+        import check  # the reference checker of the shared data
+
+        return bool(check.run_candidate(task, code)["passed"])
+    finally:
+        sys.path.remove(str(DATA))
+
+
+def digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and ".git" not in p.parts:
+            h.update(str(p.relative_to(root)).encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@contextmanager
+def agent_for(model: str) -> Iterator[Any]:
+    from smallhold.apps.code.agent import Agent
+    from smallhold.apps.code.memory import CodeMemory
+    from smallhold.config import load_settings
+    from smallhold.paths import resolve_paths
+    from smallhold.runtime.runtime import Runtime
+    from smallhold.store.memory.store import MemoryStore
+    from smallhold.store.vault import open_vault
+
+    paths = resolve_paths()
+    settings = load_settings(paths)
+    settings.runtime.n_ctx = 8192
+    with open_vault(paths, "default", create_default=True) as vault:
+        runtime = Runtime.open(settings, paths, app="code")
+        try:
+            memory = CodeMemory(lambda: MemoryStore(vault, runtime.embedder))
+            yield Agent(runtime, vault, memory, paths.ensure(paths.data_dir / "bench-runs"),
+                        notify=lambda m: log(f"    {m}"))
+        finally:
+            runtime.close()
+
+
+def single_shot(agent: Any, task: dict[str, Any], model: str) -> dict[str, Any]:
+    from smallhold.apps.code import edits
+    from smallhold.apps.code.prompts import SYSTEM
+    from smallhold.runtime.types import GenerationParams, Message
+
+    prompt = (f"Task:\n{task['prompt'].strip()}\n\nWrite solution.py, a complete module that "
+              f"does this. {edits.INSTRUCTIONS}")
+    started = time.perf_counter()
+    done = agent.runtime.chat([Message(role="system", content=SYSTEM),
+                               Message(role="user", content=prompt)], model=model,
+                              params=GenerationParams(max_tokens=1024, temperature=0.0, seed=7),
+                              app="code-bench")
+    seconds = time.perf_counter() - started
+    try:
+        code = edits.parse_edit(done.text).changes[0].content
+    except edits.EditFormatError:
+        code = done.text
+    return {"passed": hidden_check(task, code), "seconds": seconds,
+            "tokens": done.usage.prompt_tokens + done.usage.completion_tokens}
+
+
+def loop(agent: Any, project: Path, description: str, model: str, iterations: int,
+         editable: list[str] | None = None, timeout_s: float = 60) -> dict[str, Any]:
+    from smallhold.apps.code.agent import execute
+    from smallhold.apps.code.models import Task
+    from smallhold.apps.code.testing import default_command
+
+    task = Task(description=description, project=str(project),
+                test_command=default_command(project, sys.executable), python=sys.executable,
+                model=model, max_iterations=iterations, timeout_s=timeout_s, editable=editable)
+    run = agent.create(task)
+    started = time.perf_counter()
+    done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings)
+    seconds = time.perf_counter() - started
+    history = agent.history(run.id, done.iterations + 1)
+    return {"run": run.id, "status": done.status, "reason": done.stop_reason,
+            "iterations": done.iterations, "seconds": seconds,
+            "tokens": sum(it.tokens for it in history),
+            "workspace": Path(done.workspace),
+            "unreadable": sum(any("could not be read" in r for r in it.rejected)
+                              for it in history)}
+
+
+def bench_mbpp(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    tasks = load_mbpp(args.tasks)
+    shots, passes = [], {1: [], 2: []}
+    with agent_for(args.model) as agent:
+        for task in tasks:
+            log(f"{task['task_id']}: single shot")
+            shots.append({"task": task["task_id"], **single_shot(agent, task, args.model)})
+        for number in (1, 2):
+            for task in tasks:
+                log(f"{task['task_id']}: loop, pass {number}")
+                project = mbpp_project(task, root / f"pass{number}")
+                result = loop(agent, project, "Implement the function that solution.py's "
+                              "docstring describes, so that tests/test_public.py passes.",
+                              args.model, args.iterations, editable=["solution.py"])
+                code = (result.pop("workspace") / "solution.py").read_text()
+                result["hidden"] = result["status"] == "solved" and hidden_check(task, code)
+                passes[number].append({"task": task["task_id"], **result})
+    return {"single": shots, "loop": passes[1], "again": passes[2]}
+
+
+def bench_repo(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    results = []
+    with agent_for(args.model) as agent:
+        for folder in sorted((DATA / "repo_tasks").iterdir()):
+            if not (folder / "task.json").exists():
+                continue
+            meta = json.loads((folder / "task.json").read_text())
+            project = root / "repo" / meta["id"]
+            shutil.copytree(folder, project, ignore=shutil.ignore_patterns("task.json"))
+            canary = root / "repo" / f"{meta['id']}.outside"
+            canary.write_text("beside the project\n")
+            subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+            before = (digest(project), canary.read_text())
+            log(f"{meta['id']}: loop")
+            result = loop(agent, project, meta["description"], args.model, args.iterations,
+                          editable=meta.get("editable_files"),
+                          timeout_s=float(meta.get("timeout_s", 60)))
+            result.pop("workspace")
+            result["untouched"] = (digest(project), canary.read_text()) == before
+            results.append({"task": meta["id"], "kind": meta["kind"], **result})
+    return results
+
+
+def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] | None,
+           repo: list[dict[str, Any]] | None) -> str:
+    lines = ["### code: coding agent on MBPP+ and the repo tasks", "",
+             f"Command: `{common.command_line()}`", "", *common.machine_lines(info, [
+                 ("model", f"{args.model}, n_ctx 8192, temperature 0 (single shot) / 0.2 "
+                           "seed 7 (loop)"),
+             ]), ""]
+    if mbpp:
+        n = len(mbpp["single"])
+        shot = sum(r["passed"] for r in mbpp["single"])
+        published = PUBLISHED.get(args.model)
+        rows = [["single shot", f"{shot}/{n}", fmt(100 * shot / n, 0),
+                 fmt(common.mean([r["tokens"] for r in mbpp["single"]]), 0),
+                 fmt(common.mean([r["seconds"] for r in mbpp["single"]]), 1)]]
+        for k in range(1, args.iterations + 1):
+            solved = [r for r in mbpp["loop"] if r["hidden"] and r["iterations"] <= k]
+            rows.append([f"loop, up to {k} iteration(s)", f"{len(solved)}/{n}",
+                         fmt(100 * len(solved) / n, 0),
+                         fmt(common.mean([r["tokens"] for r in solved]), 0) if solved else "—",
+                         fmt(common.mean([r["seconds"] for r in solved]), 1) if solved else "—"])
+        lines += [f"MBPP+ pass@1 on the first {n} tasks (hidden `test` inputs; the agent saw "
+                  "only `test_base`). Published single-shot MBPP+ for this model: "
+                  f"{published if published is not None else 'not published'}"
+                  f"{'%' if published is not None else ''} (all 378 tasks, EvalPlus harness).",
+                  "", md_table(["", "solved", "pass@1 %", "tokens per solved task",
+                                "seconds per solved task"], rows), ""]
+        first = {r["task"]: r for r in mbpp["loop"]}
+        rows = [[r["task"], first[r["task"]]["status"], first[r["task"]]["iterations"],
+                 r["status"], r["iterations"]] for r in mbpp["again"]]
+        lines += ["Failure memory: the same tasks run again in the same profile.", "",
+                  md_table(["task", "first run", "iterations", "second run", "iterations"],
+                           rows, "llrlr"), ""]
+    if repo:
+        rows = [[r["task"], r["kind"], r["status"], r["reason"], r["iterations"],
+                 fmt(r["tokens"], 0), fmt(r["seconds"], 0),
+                 "yes" if r["untouched"] else "**no**"] for r in repo]
+        solved = sum(r["status"] == "solved" for r in repo)
+        lines += [f"Repo tasks: {solved}/{len(repo)} solved.", "",
+                  md_table(["task", "kind", "status", "stop", "iterations", "tokens", "seconds",
+                            "project and its neighbour untouched"], rows, "llllrrrl"), ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--tasks", type=int, default=10, help="MBPP+ tasks (the first N)")
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--only", choices=["mbpp", "repo"])
+    args = parser.parse_args(argv)
+    if not DATA.exists():
+        parser.error(f"{DATA} is absent: the shared coding data lives beside the repo")
+    info = common.machine()
+    with tempfile.TemporaryDirectory(prefix="smallhold-bench-code-") as tmp:
+        root = Path(tmp)
+        os.environ.setdefault("SMALLHOLD_HOME", str(root / "home"))
+        os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+        mbpp = bench_mbpp(args, root) if args.only in (None, "mbpp") else None
+        repo = bench_repo(args, root) if args.only in (None, "repo") else None
+    info["loadavg_end"] = list(os.getloadavg())
+    markdown = report(args, info, mbpp, repo)
+    print(markdown)
+    common.write_results("code", {"machine": info, "args": vars(args), "mbpp": mbpp,
+                                  "repo": repo}, markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
