@@ -10,6 +10,7 @@ from agent_helpers import (
     WRONG,
     MakeAgent,
     edit,
+    kind,
     needs_bwrap,
     plan,
     reflect,
@@ -44,6 +45,9 @@ def test_fails_reflects_then_solves(make_agent: MakeAgent, project: Path, paths:
     assert "+    return a + b" in agent.workspace(done).diff()
     kinds = {m.kind for m in agent.memory.list()}
     assert kinds == {PATTERN, FAILURE}
+    first_plan = " ".join(m.content for m in next(
+        r for r in backend.requests if kind(r) == "Plan").messages)
+    assert "Test output before any change" in first_plan and "assert -1 == 5" in first_plan
 
 
 def test_same_failure_trips_the_breaker(make_agent: MakeAgent, project: Path, paths: Paths,

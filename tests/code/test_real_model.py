@@ -59,8 +59,8 @@ def test_the_coder_model_fixes_a_small_repo(tmp_path: Path, smallhold_home: Path
     (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\npythonpath = ["."]\n')
     before = _digest(project)
     runner = CliRunner()
-    done = runner.invoke(main, ["code", "run", "add returns the difference instead of the sum; "
-                                "fix it so the tests pass", "--project", str(project),
+    task = "add(2, 3) gives -1: add in calc.py subtracts instead of adding. Fix it"
+    done = runner.invoke(main, ["code", "run", task, "--project", str(project),
                                 "-n", "3", "--timeout", "60", "--json"])
     assert done.exit_code in (0, 1), done.output
     run = json.loads(done.stdout)
@@ -71,6 +71,7 @@ def test_the_coder_model_fixes_a_small_repo(tmp_path: Path, smallhold_home: Path
     assert first["plan"] is not None, first["rejected"]  # a plan the loop could read
     assert not any("could not be read" in r for r in first["rejected"]), first["rejected"]
     assert first["test_summary"]  # its change was tested in the sandbox
-    assert run["status"] == "solved", (run["reason"], iterations[-1]["test_tail"])
+    tried = [(it["plan"], it["rejected"], it["test_summary"]) for it in iterations]
+    assert run["status"] == "solved", (run["reason"], tried)
     diff = runner.invoke(main, ["code", "diff", run["id"]])
     assert "+    return a + b" in diff.stdout

@@ -193,10 +193,10 @@ def _read_files(ws: Workspace) -> tuple[list[str], dict[str, str]]:
 def _hints(agent: Agent, run: Run, last: Iteration | None) -> str:
     patterns = agent.memory.patterns(run.task.description)
     failures = []
-    if last is not None and last.signature:
-        sig = signature_of(last.test_tail)
-        if sig is not None:
-            failures = agent.memory.failure_hints(sig)
+    tail = last.test_tail if last is not None else run.baseline_tail
+    sig = signature_of(tail) if tail else None
+    if sig is not None:
+        failures = agent.memory.failure_hints(sig)
     return render_hints(patterns, failures)
 
 
@@ -219,6 +219,7 @@ def baseline_step(run_id: str) -> dict[str, Any]:
     agent.notify("running the tests before any change")
     report = agent.test(run)
     run.baseline_passed, run.baseline_failed = report.passed, report.failed + report.errors
+    run.baseline_summary, run.baseline_tail = report.summary, "" if report.ok else report.tail()
     agent.save(run)
     return {"passed": report.passed, "ok": report.ok, "timed_out": report.timed_out,
             "summary": report.summary}
@@ -232,7 +233,8 @@ def _plan_prompt(agent: Agent, run: Run, number: int) -> list[Message]:
     last = history[-1] if history else None
     tree, files = _read_files(ws)
     return prompts.plan_messages(run.task, files, tree, short_term(history),
-                                 _hints(agent, run, last), run.hypotheses, last)
+                                 _hints(agent, run, last), run.hypotheses, last,
+                                 baseline=(run.baseline_summary, run.baseline_tail))
 
 
 @DBOS.step()

@@ -85,6 +85,8 @@ class Run(BaseModel):
     stop_detail: str | None = None
     baseline_passed: int = 0
     baseline_failed: int = 0
+    baseline_summary: str = ""
+    baseline_tail: str = ""  # the failures the first plan starts from
     iterations: int = 0
     hypotheses: list[Tried] = []
     started_at: float

@@ -48,7 +48,7 @@ def _rules(task: Task) -> str:
 
 
 def _context(task: Task, history: str, hints: str, ledger: Sequence[Tried],
-             last: Iteration | None) -> str:
+             last: Iteration | None, baseline: tuple[str, str]) -> str:
     parts = []
     if history:
         parts.append(f"What the earlier iterations did:\n{history}")
@@ -63,17 +63,21 @@ def _context(task: Task, history: str, hints: str, ledger: Sequence[Tried],
                      f"```\n{last.test_tail}\n```")
         if last.hypothesis:
             parts.append(f"Hypothesis to act on now: {last.hypothesis.text}")
+    elif baseline[1]:
+        parts.append(f"Test output before any change ({baseline[0]}):\n```\n{baseline[1]}\n```")
     return "\n\n".join(parts)
 
 
 def plan_messages(task: Task, files: dict[str, str], tree: Sequence[str], history: str,
-                  hints: str, ledger: Sequence[Tried], last: Iteration | None
-                  ) -> list[Message]:
+                  hints: str, ledger: Sequence[Tried], last: Iteration | None,
+                  baseline: tuple[str, str] = ("", "")) -> list[Message]:
+    """The planning conversation; before the first change the baseline's failures are
+    the most telling thing the model can see, so they stand where later test output will."""
     user = "\n\n".join(p for p in [
         f"Task: {task.description}",
         f"Project files: {', '.join(tree)}",
         show_files(files),
-        _context(task, history, hints, ledger, last),
+        _context(task, history, hints, ledger, last, baseline),
         _rules(task),
         "Plan the next change: the problem type, the approach in one or two sentences, and "
         "the files to change (paths from the list above, or new files).",
