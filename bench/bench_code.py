@@ -137,6 +137,8 @@ def loop(agent: Any, project: Path, description: str, model: str, iterations: in
     done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings)
     seconds = time.perf_counter() - started
     history = agent.history(run.id, done.iterations + 1)
+    log(f"    -> {done.status} ({done.stop_reason}) after {done.iterations} iteration(s), "
+        f"{sum(it.tokens for it in history)} tokens, {seconds:.0f} s")
     return {"run": run.id, "status": done.status, "reason": done.stop_reason,
             "iterations": done.iterations, "seconds": seconds,
             "tokens": sum(it.tokens for it in history),
@@ -250,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["loadavg_end"] = list(os.getloadavg())
     markdown = report(args, info, mbpp, repo)
     print(markdown)
-    common.write_results("code", {"machine": info, "args": vars(args), "mbpp": mbpp,
+    name = f"code-{args.only}" if args.only else "code"  # a partial run keeps the other part
+    common.write_results(name, {"machine": info, "args": vars(args), "mbpp": mbpp,
                                   "repo": repo}, markdown)
     return 0
 
