@@ -137,11 +137,12 @@ def loop(agent: Any, project: Path, description: str, model: str, iterations: in
     done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings)
     seconds = time.perf_counter() - started
     history = agent.history(run.id, done.iterations + 1)
+    tokens = sum(it.tokens for it in history)
     log(f"    -> {done.status} ({done.stop_reason}) after {done.iterations} iteration(s), "
-        f"{sum(it.tokens for it in history)} tokens, {seconds:.0f} s")
+        f"{tokens} tokens, {seconds:.0f} s")
     return {"run": run.id, "status": done.status, "reason": done.stop_reason,
             "iterations": done.iterations, "seconds": seconds,
-            "tokens": sum(it.tokens for it in history),
+            "tokens": tokens,
             "workspace": Path(done.workspace),
             "unreadable": sum(any("could not be read" in r for r in it.rejected)
                               for it in history)}
