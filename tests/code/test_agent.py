@@ -100,3 +100,37 @@ def test_hanging_test_suite_is_a_clear_stop(make_agent: MakeAgent, project: Path
     done = execute(agent, run.id, paths, settings)
     assert done.status == "failed" and done.stop_reason == "tests-hang"
     assert "did not finish" in (done.stop_detail or "")
+
+
+def test_a_change_that_makes_things_worse_is_undone(make_agent: MakeAgent, project: Path,
+                                                    paths: Paths, settings: Settings) -> None:
+    broken = "def add(a, b):\n    return a +\n"  # breaks collection: test_zero fails too
+    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", broken),
+                                                              edit("calc.py", FIXED)],
+                        "Reflection": [reflect()]})
+    agent = make_agent(backend)
+    run = agent.create(task_for(project, max_iterations=3))
+    done = execute(agent, run.id, paths, settings)
+    first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
+    assert first.undone == "0 test(s) passed, 1 before" and not second.undone
+    assert done.status == "solved" and done.iterations == 2
+    second_plan = " ".join(m.content for m in [
+        r for r in backend.requests if kind(r) == "Plan"][1].messages)
+    assert "made things worse" in second_plan
+    assert "return a +\n" not in second_plan.split("What the earlier")[0]  # files as before
+    assert "assert -1 == 5" in second_plan  # the test output of the files as they are now
+    assert "-    return a - b\n+    return a + b" in second.diff  # built on the best state
+    assert "return a +\n" not in agent.workspace(done).diff()
+    assert all("SyntaxError" not in m.text for m in agent.memory.list())
+
+
+def test_a_stopped_run_leaves_its_best_state(make_agent: MakeAgent, project: Path,
+                                             paths: Paths, settings: Settings) -> None:
+    broken = "def add(a, b):\n    return a +\n"
+    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", broken)],
+                        "Reflection": [reflect()]})
+    agent = make_agent(backend)
+    run = agent.create(task_for(project, max_iterations=2))
+    done = execute(agent, run.id, paths, settings)
+    assert done.status == "stopped"
+    assert agent.workspace(done).diff() == ""  # nothing worse than the start is left to apply

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from smallhold.apps.code.agent import standing, worse
 from smallhold.apps.code.breaker import Budget, Outcome, should_stop
+from smallhold.apps.code.models import Iteration, Run, Task
 from smallhold.apps.code.reflection import Hypothesis, Reflection, Tried, choose, judge
 from smallhold.apps.code.safety import ast_findings, review
 from smallhold.apps.code.signatures import signature_of, template
@@ -116,3 +118,21 @@ def test_review_adds_ruff_security_rules() -> None:
                     "notes.md": "eval(x)"})
     assert any(f.rule.startswith("S3") for f in found)  # S301: pickle
     assert all(f.file == "a.py" for f in found)
+
+
+def test_worse_means_fewer_passing_or_a_new_hang() -> None:
+    run = Run(id="r", task=Task(description="t", project="/p", test_command=["pytest"],
+                                python="python3"), workspace="/w", started_at=0.0,
+              baseline_passed=3, baseline_summary="3 passed, 1 failed", baseline_tail="E x")
+    now = standing(run, [])
+    assert (now.passed, now.tail) == (3, "E x")
+    fewer = Iteration(run_id="r", number=1, passed=0, failed=1, test_summary="1 error")
+    same = Iteration(run_id="r", number=1, passed=3, failed=2, test_summary="3 passed, 2 failed")
+    hang = Iteration(run_id="r", number=1, passed=3, signature_key="timeout")
+    assert worse(fewer, now) == "0 test(s) passed, 3 before"
+    assert worse(same, now) == ""  # a new failing test can be a step toward the fix
+    assert worse(hang, now) == "the tests no longer finish"
+    fewer.undone = worse(fewer, now)
+    assert standing(run, [fewer]) == now  # an undone iteration leaves the standing as it was
+    assert standing(run, [fewer, same]).passed == 3 and standing(run, [same]).summary == \
+        "3 passed, 2 failed"

@@ -190,10 +190,40 @@ def _read_files(ws: Workspace) -> tuple[list[str], dict[str, str]]:
     return tree, shown
 
 
-def _hints(agent: Agent, run: Run, last: Iteration | None) -> str:
+@dataclass(frozen=True)
+class Standing:
+    """How the tests stand on the working copy as an iteration finds it: after the last
+    iteration that was kept, or the baseline when there is none."""
+
+    passed: int
+    summary: str
+    tail: str
+    timed_out: bool
+
+
+def standing(run: Run, history: list[Iteration]) -> Standing:
+    kept = [it for it in history if not it.undone]
+    if kept:
+        last = kept[-1]
+        return Standing(last.passed, last.test_summary, "" if last.ok else last.test_tail,
+                        last.signature_key == "timeout")
+    return Standing(run.baseline_passed, run.baseline_summary, run.baseline_tail, False)
+
+
+def worse(it: Iteration, before: Standing) -> str:
+    """Why ``it`` left the tests worse than ``before`` (empty if it did not): fewer tests
+    pass, or the suite now hangs. Equal counts are kept, since a new failing test or a
+    different error can be a step toward the fix."""
+    if it.signature_key == "timeout" and not before.timed_out:
+        return "the tests no longer finish"
+    if it.passed < before.passed:
+        return f"{it.passed} test(s) passed, {before.passed} before"
+    return ""
+
+
+def _hints(agent: Agent, run: Run, tail: str) -> str:
     patterns = agent.memory.patterns(run.task.description)
     failures = []
-    tail = last.test_tail if last is not None else run.baseline_tail
     sig = signature_of(tail) if tail else None
     if sig is not None:
         failures = agent.memory.failure_hints(sig)
@@ -231,10 +261,12 @@ def _plan_prompt(agent: Agent, run: Run, number: int) -> list[Message]:
     ws = agent.workspace(run)
     history = agent.history(run.id, number)
     last = history[-1] if history else None
+    now = standing(run, history)
+    tail = last.test_tail if last is not None and not last.undone else now.tail
     tree, files = _read_files(ws)
     return prompts.plan_messages(run.task, files, tree, short_term(history),
-                                 _hints(agent, run, last), run.hypotheses, last,
-                                 baseline=(run.baseline_summary, run.baseline_tail))
+                                 _hints(agent, run, tail), run.hypotheses, last,
+                                 now=(now.summary, now.tail))
 
 
 @DBOS.step()
@@ -317,6 +349,7 @@ def apply_step(run_id: str, number: int) -> dict[str, Any]:
     except SmallholdError:
         changes = []
     before = ws.commit("(nothing pending)")
+    it.parent = before
     it.changed = [c.path for c in changes if ws.write(c.path, c.content)]
     summary = it.plan.summary if it.plan else "no plan"
     it.commit = ws.commit(f"iteration {number}: {summary}"[:200])
@@ -338,7 +371,7 @@ def test_step(run_id: str, number: int) -> dict[str, Any]:
         it.signature_key = it.signature_key or "no-change"
     it.seconds += time.perf_counter() - started
     agent.put(it)
-    previous = agent.iteration(run_id, number - 1).passed if number > 1 else run.baseline_passed
+    previous = standing(run, agent.history(run_id, number)).passed
     ledger = run.hypotheses
     if ledger and ledger[-1].status == "open":  # this iteration tested that hypothesis
         ledger[-1] = reflection.judge(ledger[-1], previous, it.passed, it.ok)
@@ -348,13 +381,31 @@ def test_step(run_id: str, number: int) -> dict[str, Any]:
 
 
 @DBOS.step()
+def undo_step(run_id: str, number: int) -> dict[str, Any]:
+    """Roll the working copy back to where iteration ``number`` started if its change made
+    the tests worse, so the next iteration (and ``code diff``/``apply``) build on the best
+    state rather than on a broken one. A step of its own: resetting to a fixed commit is
+    safe to repeat after a kill, and the test step never sees a half-undone tree."""
+    agent = active()
+    run = agent.run(run_id)
+    it = agent.iteration(run_id, number)
+    why = worse(it, standing(run, agent.history(run_id, number)))
+    if why and it.parent is not None and it.changed:
+        agent.workspace(run).reset(it.parent)
+        it.undone = why
+        agent.put(it)
+        agent.notify(f"iteration {number}: undone, {why}")
+    return {"undone": bool(it.undone)}
+
+
+@DBOS.step()
 def reflect_step(run_id: str, number: int) -> dict[str, Any]:
     agent = active()
     run = agent.run(run_id)
     it = agent.iteration(run_id, number)
     agent.notify(f"iteration {number}: reflecting on {it.test_summary}")
     found, tokens, _problem = agent.ask(run, prompts.reflect_messages(
-        run.task, it, run.hypotheses, _hints(agent, run, it)), reflection.Reflection,
+        run.task, it, run.hypotheses, _hints(agent, run, it.test_tail)), reflection.Reflection,
         REFLECT_PARAMS)
     if found is None:
         it.tokens += tokens
@@ -378,6 +429,8 @@ def _learn(agent: Agent, run: Run, iterations: list[Iteration]) -> None:
         if final is not None and final.plan is not None:
             agent.memory.learn_pattern(run.task.description, final.plan, changed)
     for before, after in itertools.pairwise(iterations):
+        if before.undone:  # its error went away by the rollback, not by the next change
+            continue
         if before.signature and before.signature_key != after.signature_key and \
                 (after.ok or after.passed > before.passed):
             sig = signature_of(before.test_tail)
@@ -424,6 +477,8 @@ def agent_workflow(run_id: str) -> dict[str, Any]:
                                 signature=tested["signature"],
                                 tokens=planned["tokens"] + written["tokens"],
                                 seconds=tested["seconds"]))
+        if not tested["ok"]:
+            undo_step(run_id, number)
         _count(run_id, number)
         stop = should_stop(outcomes, budget, baseline_passed=base["passed"])
         if stop is not None:

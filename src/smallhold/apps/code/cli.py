@@ -223,6 +223,7 @@ def show(run_id: str, as_json: bool, profile: str) -> None:
             for line in (*(f"changed {c}" for c in it.changed),
                          *(f"not applied: {r}" for r in it.rejected),
                          f"tests: {it.test_summary}",
+                         *([f"undone: {it.undone}"] if it.undone else []),
                          *(f"sandbox: {c}" for c in it.contained),
                          *([f"next hypothesis: {it.hypothesis.text}"] if it.hypothesis else [])):
                 console.print(f"  {line}", markup=False)

@@ -34,6 +34,8 @@ def short_term(iterations: Sequence[Iteration], keep: int = SHORT_TERM) -> str:
         lines.append(f"  tests: {it.test_summary}")
         if it.signature:
             lines.append(f"  error: {it.signature.splitlines()[0]}")
+        if it.undone:
+            lines.append(f"  undone: {it.undone}")
         if it.hypothesis:
             lines.append(f"  next hypothesis: {it.hypothesis.text}")
     return "\n".join(lines)

@@ -16,8 +16,9 @@ class Plan(BaseModel):
 
     problem_type: ProblemType = Field(description="what kind of change the task is")
     summary: str = Field(description="the approach in one or two sentences")
-    files: list[str] = Field(min_length=1, max_length=5,
-                             description="project-relative paths of the files to change")
+    files: list[str] = Field(min_length=1, max_length=3,
+                             description="project-relative paths of only the files this "
+                                         "change edits or creates, usually one")
 
 
 class FileChange(BaseModel):
@@ -60,7 +61,9 @@ class Iteration(BaseModel):
     changed: list[str] = []
     rejected: list[str] = []  # why proposed changes were not applied
     findings: list[str] = []
+    parent: str | None = None  # the commit the change was made on
     commit: str | None = None
+    undone: str = ""  # why the change was rolled back to ``parent``; empty if it was kept
     diff: str = ""
     passed: int = 0
     failed: int = 0

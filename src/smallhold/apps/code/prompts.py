@@ -47,8 +47,8 @@ def _rules(task: Task) -> str:
     return " ".join(rules)
 
 
-def _context(task: Task, history: str, hints: str, ledger: Sequence[Tried],
-             last: Iteration | None, baseline: tuple[str, str]) -> str:
+def _context(history: str, hints: str, ledger: Sequence[Tried], last: Iteration | None,
+             now: tuple[str, str]) -> str:
     parts = []
     if history:
         parts.append(f"What the earlier iterations did:\n{history}")
@@ -58,29 +58,38 @@ def _context(task: Task, history: str, hints: str, ledger: Sequence[Tried],
                      "\n".join(f"- {t.text} ({t.evidence})" for t in refuted))
     if hints:
         parts.append(hints)
-    if last is not None:
+    summary, tail = now
+    if last is not None and last.undone:
+        parts.append(f"Iteration {last.number}'s change made things worse ({last.undone}) "
+                     "and was undone: the files above are as they were before it.")
+    if last is None or last.undone:
+        if tail:
+            when = "before any change" if last is None else "of the files as they are now"
+            parts.append(f"Test output {when} ({summary}):\n```\n{tail}\n```")
+    else:
         parts.append(f"Test output of the last iteration ({last.test_summary}):\n"
                      f"```\n{last.test_tail}\n```")
-        if last.hypothesis:
-            parts.append(f"Hypothesis to act on now: {last.hypothesis.text}")
-    elif baseline[1]:
-        parts.append(f"Test output before any change ({baseline[0]}):\n```\n{baseline[1]}\n```")
+    if last is not None and last.hypothesis:
+        parts.append(f"Hypothesis to act on now: {last.hypothesis.text}")
     return "\n\n".join(parts)
 
 
 def plan_messages(task: Task, files: dict[str, str], tree: Sequence[str], history: str,
                   hints: str, ledger: Sequence[Tried], last: Iteration | None,
-                  baseline: tuple[str, str] = ("", "")) -> list[Message]:
-    """The planning conversation; before the first change the baseline's failures are
-    the most telling thing the model can see, so they stand where later test output will."""
+                  now: tuple[str, str] = ("", "")) -> list[Message]:
+    """The planning conversation. ``now`` is the (summary, output) of the tests on the files
+    as shown: the baseline before the first change, the best state after an undone one.
+    Before the first change the baseline's failures are the most telling thing the model
+    can see, so they stand where later test output will."""
     user = "\n\n".join(p for p in [
         f"Task: {task.description}",
         f"Project files: {', '.join(tree)}",
         show_files(files),
-        _context(task, history, hints, ledger, last, baseline),
+        _context(history, hints, ledger, last, now),
         _rules(task),
         "Plan the next change: the problem type, the approach in one or two sentences, and "
-        "the files to change (paths from the list above, or new files).",
+        "only the files it must edit or create (usually one; each listed file is rewritten "
+        "whole, so leave out files that stay as they are).",
     ] if p)
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 

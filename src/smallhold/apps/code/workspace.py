@@ -161,6 +161,12 @@ class Workspace:
         _git(self.path, "reset", "-q", "--hard", "HEAD")
         _git(self.path, "clean", "-q", "-fd")
 
+    def reset(self, commit: str) -> None:
+        """Make ``commit`` the working copy again (HEAD moves back; later commits stay in
+        the object store, and each iteration keeps its own diff in the vault)."""
+        _git(self.path, "reset", "-q", "--hard", commit)
+        _git(self.path, "clean", "-q", "-fd")
+
     def diff(self, since: str | None = None) -> str:
         return _git(self.path, "diff", since or self.base, "--", ".")
 
