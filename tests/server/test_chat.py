@@ -221,3 +221,29 @@ def test_calls_are_traced_from_the_worker_threads(paths: Paths) -> None:
     assert set(by_reason) == {"length", "cancelled"}
     assert by_reason["length"].session == "s1"
     assert by_reason["length"].tokens_out == 3
+
+
+def test_generations_of_a_model_share_one_thread(serve: ServeFactory) -> None:
+    """llama.cpp's OpenMP keeps a worker team per calling thread; one thread per model keeps
+    one team (more teams than cores made decoding half as fast under concurrency)."""
+    seen: list[str] = []
+
+    def reply(_request: object) -> str:
+        seen.append(threading.current_thread().name)
+        time.sleep(0.05)
+        return "ok"
+
+    api = serve(ScriptedBackend(reply=reply))
+
+    def ask() -> None:
+        api.client.chat.completions.create(
+            model="scripted", messages=[{"role": "user", "content": "go"}], stream=True
+        ).close()
+
+    clients = [threading.Thread(target=ask) for _ in range(4)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join(timeout=20)
+    assert len(seen) == 4 and len(set(seen)) == 1
+    assert seen[0].startswith("smallhold-generate-scripted")

@@ -12,6 +12,8 @@ engine; the server itself accepts any number of connections.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -36,7 +38,7 @@ from smallhold.server.errors import (
     parse_json,
     unexpected,
 )
-from smallhold.server.generation import GENERATION_THREADS
+from smallhold.server.generation import ModelThreads
 from smallhold.server.schemas import (
     MAX_SESSION_CHARS,
     ChatCompletionRequest,
@@ -115,11 +117,9 @@ async def chat_completions(request: Request) -> ASGIApp:
         session = _session(request, body)
     except Exception as exc:
         return from_exception(exc).response()
-    limiter = request.app.state.generation_limiter
-    if limiter is None:
-        limiter = request.app.state.generation_limiter = anyio.CapacityLimiter(
-            GENERATION_THREADS)
-    return ChatCompletion(runtime, body, model=model, session=session, limiter=limiter)
+    threads: ModelThreads = request.app.state.model_threads
+    return ChatCompletion(runtime, body, model=model, session=session,
+                          executor=threads.for_model(model))
 
 
 def _embed(runtime: Runtime, body: EmbeddingRequest) -> dict[str, Any]:
@@ -180,7 +180,17 @@ async def health(request: Request) -> Response:
 
 def create_app(runtime: Runtime) -> Starlette:
     """The ASGI app; ``uvicorn.run(create_app(runtime))`` serves it."""
+    threads = ModelThreads()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(threads.shutdown)
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", models, methods=["GET"]),
@@ -190,5 +200,5 @@ def create_app(runtime: Runtime) -> Starlette:
         exception_handlers={HTTPException: http_exception, Exception: unexpected},
     )
     app.state.runtime = runtime
-    app.state.generation_limiter = None
+    app.state.model_threads = threads
     return app

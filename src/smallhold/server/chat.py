@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 import anyio
@@ -46,12 +47,12 @@ class ChatCompletion:
     """The response to one chat request; ``model`` is already resolved and known to exist."""
 
     def __init__(self, runtime: Runtime, body: ChatCompletionRequest, *, model: str,
-                 session: str | None, limiter: anyio.CapacityLimiter | None = None) -> None:
+                 session: str | None, executor: Executor | None = None) -> None:
         self.runtime = runtime
         self.body = body
         self.model = model
         self.session = session
-        self.limiter = limiter
+        self.executor = executor
         self.cancel = CancelToken()
 
     def _start(self) -> Iterator[StreamEvent]:
@@ -64,7 +65,7 @@ class ChatCompletion:
         async with anyio.create_task_group() as group:
             group.start_soon(_watch_disconnect, receive, self.cancel)
             try:
-                async with threaded_events(self._start, self.cancel, self.limiter) as events:
+                async with threaded_events(self._start, self.cancel, self.executor) as events:
                     if self.body.stream:
                         await self._stream(events, scope, receive, send)
                     else:

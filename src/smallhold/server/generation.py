@@ -12,6 +12,14 @@ any Python work that runs at the same time (the loop encoding and writing the pr
 stalls all of them at the next barrier; taking turns instead measured 1.22× the tokens/s of
 free-running decoding at one client on 2 cores (BENCHMARKS.md). Events are handed over with
 ``call_soon_threadsafe`` (asyncio, which uvicorn and Starlette's test client run).
+
+Every generation of one model runs on that model's own thread (:class:`ModelThreads`), in
+the order the requests came. llama.cpp's CPU backend is built with OpenMP, and libgomp keeps
+a team of worker threads for every thread that has run a graph; once those outnumber the
+cores it cuts its spin-wait from 300,000 to 1,000 iterations, so each of the hundreds of
+barriers in a token sleeps and wakes through the kernel. Generations spread over a pool of
+request threads made four concurrent clients take 30 s for what one thread did in 15 s
+(2 cores, 0.5B model, BENCHMARKS.md); one thread per model keeps one team.
 """
 
 from __future__ import annotations
@@ -21,18 +29,35 @@ import contextlib
 import math
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
-import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from smallhold.runtime.types import CancelToken, Completion, Delta, StreamEvent
 
-# Threads that may run (or wait for a model to run) generations at once; more requests wait
-# on the event loop without a thread, and the default pool stays free for light routes.
-GENERATION_THREADS = 16
+
+class ModelThreads:
+    """One generation thread per model name, made on first use; requests queue in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[str, ThreadPoolExecutor] = {}
+
+    def for_model(self, name: str) -> Executor:
+        with self._lock:
+            if name not in self._threads:
+                self._threads[name] = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"smallhold-generate-{name}")
+            return self._threads[name]
+
+    def shutdown(self) -> None:
+        with self._lock:
+            threads, self._threads = list(self._threads.values()), {}
+        for pool in threads:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -118,13 +143,14 @@ def _producer(start: Callable[[], Iterator[StreamEvent]], cancel: CancelToken,
 
 @asynccontextmanager
 async def threaded_events(start: Callable[[], Iterator[StreamEvent]], cancel: CancelToken,
-                          limiter: anyio.CapacityLimiter | None = None) -> AsyncIterator[Events]:
-    """Call ``start()`` and iterate what it returns in a worker thread."""
+                          executor: Executor | None = None) -> AsyncIterator[Events]:
+    """Call ``start()`` and iterate what it returns on ``executor``'s thread (the event
+    loop's default pool if None)."""
     send, receive = anyio.create_memory_object_stream[_Item](max_buffer_size=math.inf)
     demand = threading.Semaphore(0)
     produce = _producer(start, cancel, send, asyncio.get_running_loop(), demand)
     async with anyio.create_task_group() as group:
-        group.start_soon(_in_thread, produce, limiter)
+        group.start_soon(_in_thread, produce, executor)
         try:
             with receive:
                 yield Events(receive, demand)
@@ -133,5 +159,9 @@ async def threaded_events(start: Callable[[], Iterator[StreamEvent]], cancel: Ca
             demand.release()  # a worker waiting for demand sees the cancel
 
 
-async def _in_thread(fn: Callable[[], None], limiter: anyio.CapacityLimiter | None) -> None:
-    await anyio.to_thread.run_sync(fn, limiter=limiter)
+async def _in_thread(fn: Callable[[], None], executor: Executor | None) -> None:
+    """Run ``fn`` there and wait for it even when cancelled: the model is not free until the
+    thread is done (a request still queued returns at once, as it sees the cancel)."""
+    done = asyncio.get_running_loop().run_in_executor(executor, fn)
+    with anyio.CancelScope(shield=True):
+        await done
