@@ -617,9 +617,9 @@ def render(data: dict[str, Any]) -> str:
                  "would cut the running stream short")
     lines += ["", "Queueing: both servers generate one request at a time per model. "
               f"llama_cpp.server takes a global lock per request (here {interrupt}); "
-              "smallhold accepts every connection and parks each request in a worker thread "
-              "(up to 16) that waits for the model's engine lock. With C clients a request "
-              "therefore waits for up to C-1 others: the TTFT p95/max rows show it."]
+              "smallhold accepts every connection and queues each request, in arrival order, "
+              "for the model's one generation thread. With C clients a request therefore "
+              "waits for up to C-1 others: the TTFT p95/max rows show it."]
     failures = failure_lines(data)
     if failures:
         lines += ["", "Failed requests:", "", *failures]
