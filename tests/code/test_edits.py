@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smallhold.apps.code.edits import EditFormatError, parse_edit, render_edit
+from smallhold.apps.code.edits import INSTRUCTIONS, EditFormatError, parse_edit, render_edit
 from smallhold.apps.code.models import Edit, FileChange
 
 TRICKY = 'def f(s):\n\treturn s.replace("\\n", "\\\\") + \'"\'  # tab, quotes, backslashes\n'
@@ -64,3 +64,8 @@ def test_render_then_parse_is_the_same_edit() -> None:
     edit = Edit(changes=[FileChange(path="a.py", content=TRICKY),
                          FileChange(path="b/c.txt", content="one\ntwo\n")])
     assert parse_edit(render_edit(edit)) == edit
+
+
+def test_the_instructions_example_copied_back_is_no_edit() -> None:
+    with pytest.raises(EditFormatError):
+        parse_edit(INSTRUCTIONS)

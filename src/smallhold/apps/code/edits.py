@@ -14,10 +14,14 @@ import re
 
 from smallhold.apps.code.models import Edit, FileChange
 
+_PLACEHOLDER = "<every line of the new"
+# Shown by example: told in words only ("a fenced code block holding the complete new
+# content"), the 1.5B answered some repo tasks with `obj['coerce']` as the whole file, on
+# every try and at temperature 0; with the example it writes the file.
 INSTRUCTIONS = (
-    "Answer with each file to change as a line `FILE: <path>` followed by one fenced code "
-    "block holding the complete new content of that file (the whole file, not a diff, no "
-    "ellipsis). Write nothing else.")
+    "For each file to change, write a line `FILE: <path>` and then the whole new file in a "
+    "fenced code block, like this:\nFILE: pkg/module.py\n```python\n" + _PLACEHOLDER +
+    " pkg/module.py>\n```\nWrite the complete files, not diffs and no ellipsis; nothing else.")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 _PATH = r"(?P<path>[\w.\-/]+\.[\w]+|[\w.\-/]*(?:Makefile|Dockerfile|LICENSE))"
@@ -97,6 +101,8 @@ def parse_edit(text: str) -> Edit:
             unnamed += 1
             continue
         content = "\n".join(body).strip("\n") + "\n"
+        if content.startswith(_PLACEHOLDER):  # the instructions' example copied back
+            continue
         changes[path.removeprefix("./")] = content
     if not changes:
         if unnamed:
