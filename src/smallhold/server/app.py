@@ -6,8 +6,9 @@
     POST /v1/embeddings          all-MiniLM-L6-v2 sentence vectors
 
 Blocking work (generation, embedding, file checks, the model manager's lock) runs in worker
-threads, so the event loop always answers. Generations for one model are serialised by its
-engine; the server itself accepts any number of connections.
+threads, so the event loop always answers. Generations for one model run one at a time on
+that model's own thread, in arrival order (``generation.ModelThreads``); the server itself
+accepts any number of connections.
 """
 
 from __future__ import annotations

@@ -158,8 +158,7 @@ class Workspace:
 
     def discard(self) -> None:
         """Drop uncommitted changes: what a killed step left behind before it re-runs."""
-        _git(self.path, "reset", "-q", "--hard", "HEAD")
-        _git(self.path, "clean", "-q", "-fd")
+        self.reset("HEAD")
 
     def reset(self, commit: str) -> None:
         """Make ``commit`` the working copy again (HEAD moves back; later commits stay in
