@@ -160,7 +160,8 @@ def bench_mbpp(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 log(f"{task['task_id']}: loop, pass {number}")
                 project = mbpp_project(task, root / f"pass{number}")
                 result = loop(agent, project, "Implement the function that solution.py's "
-                              "docstring describes, so that tests/test_public.py passes.",
+                              "docstring describes, for every input it allows "
+                              "(tests/test_public.py has a few examples).",
                               args.model, args.iterations, editable=["solution.py"])
                 code = (result.pop("workspace") / "solution.py").read_text()
                 result["hidden"] = result["status"] == "solved" and hidden_check(task, code)
@@ -195,8 +196,8 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
            repo: list[dict[str, Any]] | None) -> str:
     lines = ["### code: coding agent on MBPP+ and the repo tasks", "",
              f"Command: `{common.command_line()}`", "", *common.machine_lines(info, [
-                 ("model", f"{args.model}, n_ctx 8192, temperature 0 (single shot) / 0.2 "
-                           "seed 7 (loop)"),
+                 ("model", f"{args.model}, n_ctx 8192, temperature 0 (single shot and the "
+                           "loop's first iteration), 0.2 (the loop's retries)"),
              ]), ""]
     if mbpp:
         n = len(mbpp["single"])

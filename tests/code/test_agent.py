@@ -120,6 +120,9 @@ def test_a_change_that_makes_things_worse_is_undone(make_agent: MakeAgent, proje
     assert "return a +\n" not in second_plan.split("What the earlier")[0]  # files as before
     assert "assert -1 == 5" in second_plan  # the test output of the files as they are now
     assert "-    return a - b\n+    return a + b" in second.diff  # built on the best state
+    writes = [r.params for r in backend.requests if kind(r) == "Edit"]
+    assert writes[0].temperature == 0.0  # the first try is greedy
+    assert writes[1].temperature > 0.0 and writes[1].seed != writes[0].seed  # a retry samples
     assert "return a +\n" not in agent.workspace(done).diff()
     assert all("SyntaxError" not in m.text for m in agent.memory.list())
 

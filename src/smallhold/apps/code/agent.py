@@ -221,6 +221,16 @@ def worse(it: Iteration, before: Standing) -> str:
     return ""
 
 
+def sampling(params: GenerationParams, number: int) -> GenerationParams:
+    """``params`` as iteration ``number`` uses them. The first try is greedy: a small model's
+    most likely answer is its best single answer (pass@1 is measured greedy). A retry is
+    sampled, with a seed of its own, so that when the new prompt differs little from the
+    last (the same failure again) the answer can still differ."""
+    if number == 1:
+        return params.model_copy(update={"temperature": 0.0})
+    return params.model_copy(update={"seed": (params.seed or 0) + number})
+
+
 def _hints(agent: Agent, run: Run, tail: str) -> str:
     patterns = agent.memory.patterns(run.task.description)
     failures = []
@@ -277,7 +287,7 @@ def plan_step(run_id: str, number: int) -> dict[str, Any]:
     it = Iteration(run_id=run_id, number=number)
     started = time.perf_counter()
     it.plan, tokens, problem = agent.ask(run, _plan_prompt(agent, run, number), Plan,
-                                         PLAN_PARAMS)
+                                         sampling(PLAN_PARAMS, number))
     if it.plan is None:
         it.rejected.append(f"the model's plan could not be read: {problem}")
     it.tokens, it.seconds = tokens, time.perf_counter() - started
@@ -326,7 +336,8 @@ def write_step(run_id: str, number: int) -> dict[str, Any]:
     agent.notify(f"iteration {number}: writing {', '.join(it.plan.files)}")
     started = time.perf_counter()
     messages = prompts.edit_messages(run.task, _plan_prompt(agent, run, number), it.plan)
-    edit, tokens, problem = agent.ask_edit(run, messages, EDIT_PARAMS)
+    params = sampling(EDIT_PARAMS, number)
+    edit, tokens, problem = agent.ask_edit(run, messages, params)
     proposed = _vet(agent, run, agent.workspace(run), edit, it) if edit else []
     if edit is None:
         it.rejected.append(f"the model's edit could not be read: {problem}")
