@@ -49,7 +49,10 @@ def load_mbpp(count: int) -> list[dict[str, Any]]:
 def mbpp_project(task: dict[str, Any], root: Path) -> Path:
     project = root / task["task_id"].replace("/", "-")
     (project / "tests").mkdir(parents=True)
-    (project / "solution.py").write_text(f'"""\n{task["prompt"].strip()}\n"""\n')
+    prompt = task["prompt"].strip()  # MBPP+ prompts are docstrings already
+    if not prompt.startswith('"""'):
+        prompt = f'"""\n{prompt}\n"""'
+    (project / "solution.py").write_text(prompt + "\n")
     asserts = "\n".join("    " + line for line in task["test_base"].strip().splitlines())
     (project / "tests" / "test_public.py").write_text(
         f"from solution import *  # noqa: F403\n\n\ndef test_examples():\n{asserts}\n")
@@ -59,6 +62,16 @@ def mbpp_project(task: dict[str, Any], root: Path) -> Path:
     subprocess.run(["git", "-c", "user.email=bench@localhost", "-c", "user.name=bench",
                     "commit", "-qm", "task"], cwd=project, check=True)
     return project
+
+
+def mbpp_request(task: dict[str, Any]) -> str:
+    """What a user would type for the task: its statement, where the code goes, and that
+    the tests are examples (every task saying the same words made each success pattern
+    look like a match for every other task)."""
+    statement = next(line for line in task["prompt"].strip().strip('"').splitlines()
+                     if line.strip())
+    return (f"{statement.strip()} Write it in solution.py, correct for every input the "
+            "statement allows; tests/test_public.py has a few examples.")
 
 
 def hidden_check(task: dict[str, Any], code: str) -> bool:
@@ -159,9 +172,7 @@ def bench_mbpp(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             for task in tasks:
                 log(f"{task['task_id']}: loop, pass {number}")
                 project = mbpp_project(task, root / f"pass{number}")
-                result = loop(agent, project, "Implement the function that solution.py's "
-                              "docstring describes, for every input it allows "
-                              "(tests/test_public.py has a few examples).",
+                result = loop(agent, project, mbpp_request(task),
                               args.model, args.iterations, editable=["solution.py"])
                 code = (result.pop("workspace") / "solution.py").read_text()
                 result["hidden"] = result["status"] == "solved" and hidden_check(task, code)

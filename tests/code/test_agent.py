@@ -19,9 +19,12 @@ from agent_helpers import (
 )
 
 from smallhold.apps.code.agent import execute
-from smallhold.apps.code.memory import FAILURE, PATTERN
+from smallhold.apps.code.memory import FAILURE, PATTERN, CodeMemory
+from smallhold.apps.code.models import Plan
 from smallhold.config import Settings
 from smallhold.paths import Paths
+from smallhold.store.handle import VaultHandle
+from smallhold.store.memory.store import MemoryStore, TextEmbedder
 
 pytestmark = needs_bwrap
 
@@ -137,3 +140,14 @@ def test_a_stopped_run_leaves_its_best_state(make_agent: MakeAgent, project: Pat
     done = execute(agent, run.id, paths, settings)
     assert done.status == "stopped"
     assert agent.workspace(done).diff() == ""  # nothing worse than the start is left to apply
+
+
+def test_a_success_pattern_is_recalled_for_a_similar_task_only(
+        vault: VaultHandle, embedder: TextEmbedder) -> None:
+    memory = CodeMemory(MemoryStore(vault, embedder))
+    memory.learn_pattern("fix add so that it returns the sum of its two arguments",
+                         Plan(problem_type="bugfix", summary="return a + b, not a - b",
+                              files=["calc.py"]), ["calc.py"])
+    assert memory.patterns("fix add so that it returns the sum of its arguments")
+    # recency lifts a fresh memory's hybrid score; whether it is a hint is judged on meaning
+    assert not memory.patterns("write a function to find the volume of a triangular prism")
