@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from smallhold.apps.code.models import Iteration, Plan
 from smallhold.apps.code.signatures import Signature
 from smallhold.store.memory.store import Hit, Memory, MemoryStore
@@ -81,9 +79,8 @@ class CodeMemory:
         task with old tasks, and the approach in the text would only blur that match."""
         text = (f"[{plan.problem_type}] task: {task}\napproach that worked: {plan.summary}\n"
                 f"files changed: {', '.join(changed) or '-'}")
-        key = np.asarray(self.store.embedder.embed([task])[0], dtype=np.float32)
         return self.store.remember(text, kind=PATTERN, tags=[plan.problem_type],
-                                   importance=0.6, vector=key)
+                                   importance=0.6, vector=self.store.embed(task))
 
     def learn_fix(self, signature: Signature, fix: str) -> Memory:
         """Store the fix for ``signature``; the same signature again reinforces, not repeats."""

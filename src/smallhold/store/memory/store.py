@@ -150,7 +150,8 @@ class MemoryStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _vector(self, text: str) -> NDArray[np.float32]:
+    def embed(self, text: str) -> NDArray[np.float32]:
+        """``text`` as this store indexes it, for a memory keyed by other words than it shows."""
         vector = np.asarray(self.embedder.embed([text])[0], dtype=np.float32)
         if vector.shape != (self.embedder.dim,):
             raise RecordValidationError(f"the embedder returned shape {vector.shape}, expected "
@@ -170,7 +171,7 @@ class MemoryStore:
             raise RecordValidationError(f"importance is between 0 and 1, got {importance}")
         if not kind.strip():
             raise RecordValidationError("a memory needs a kind (for example 'note').")
-        embedding = self._vector(body) if vector is None else np.asarray(vector, np.float32)
+        embedding = self.embed(body) if vector is None else np.asarray(vector, np.float32)
         if embedding.shape != (self.embedder.dim,):
             raise RecordValidationError(f"the vector has shape {embedding.shape}; this memory "
                                         f"uses {self.embedder.dim} dimensions.")
@@ -268,7 +269,7 @@ class MemoryStore:
             raise RecordValidationError(f"k must be at least 1, got {k}")
         if not query.strip():
             raise RecordValidationError("the query is empty; say what to recall.")
-        vector = self._vector(query)
+        vector = self.embed(query)
         pool = max(4 * k, 32)
         now = self.clock()
         with self.handle.lock:
