@@ -96,6 +96,25 @@ def test_refuted_hypotheses_are_not_chosen_again() -> None:
         == "supported"
 
 
+def test_a_reflection_keeps_one_wording_of_each_idea() -> None:
+    reflection = Reflection(diagnosis="7 instead of 3", hypotheses=[
+        Hypothesis(text="the parser groups subtraction from the right", confidence=0.6),
+        Hypothesis(text="The parser groups subtraction from the right.", confidence=0.9),
+        Hypothesis(text="the tokenizer drops the minus sign", confidence=0.4)])
+    assert [h.confidence for h in reflection.hypotheses] == [0.6, 0.4]
+
+
+def test_reflection_bounds_are_in_the_schema_and_old_records_still_load() -> None:
+    schema = Reflection.model_json_schema()
+    assert schema["properties"]["hypotheses"]["maxItems"] == 3
+    assert schema["properties"]["diagnosis"]["maxLength"] == 300
+    assert schema["$defs"]["Hypothesis"]["properties"]["text"]["maxLength"] == 300
+    old = Reflection.model_validate({"diagnosis": "x" * 1000, "hypotheses": [
+        {"text": f"idea number {i} " + "y" * 500, "confidence": 0.5} for i in range(4)]})
+    assert len(old.diagnosis) == 300 and len(old.hypotheses) <= 3
+    assert all(len(h.text) <= 300 for h in old.hypotheses)
+
+
 def test_static_review_flags_dangerous_operations() -> None:
     code = '''import os, shutil, subprocess, socket
 def clean():

@@ -12,23 +12,58 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 _WORD = re.compile(r"[a-z0-9_]+")
 SAME_IDEA = 0.7  # word-set overlap above which two hypotheses count as one idea
+# The bounds go into the JSON schema, so the decoding grammar enforces them: unbounded, a
+# small model restating the traceback filled the token budget, the JSON was cut off and
+# every re-ask cost another full-length call (three minutes of reflection on a 2-core CPU).
+TEXT_CHARS = 300
+MAX_HYPOTHESES = 3
+
+
+def _clip(value: Any) -> Any:
+    """Records written before the bounds still load: over-long text is cut, not refused."""
+    if isinstance(value, str) and len(value) > TEXT_CHARS:
+        return value[:TEXT_CHARS - 1] + "\u2026"
+    return value
 
 
 class Hypothesis(BaseModel):
-    text: str = Field(description="what might be wrong and why, in one or two sentences")
+    text: str = Field(max_length=TEXT_CHARS,
+                      description="what might be wrong and why, in one or two sentences")
     confidence: float = Field(ge=0.0, le=1.0, description="how likely this is, 0 to 1")
+
+    clip_text = field_validator("text", mode="before")(_clip)
 
 
 class Reflection(BaseModel):
     """What the model returns after a failure (structured output)."""
 
-    diagnosis: str = Field(description="what the test output shows, in one sentence")
-    hypotheses: list[Hypothesis] = Field(min_length=1, max_length=4)
+    diagnosis: str = Field(max_length=TEXT_CHARS,
+                           description="what the test output shows, in one sentence")
+    hypotheses: list[Hypothesis] = Field(min_length=1, max_length=MAX_HYPOTHESES)
+
+    clip_diagnosis = field_validator("diagnosis", mode="before")(_clip)
+
+    @field_validator("hypotheses", mode="before")
+    @classmethod
+    def _at_most(cls, value: Any) -> Any:
+        return value[:MAX_HYPOTHESES] if isinstance(value, list) else value
+
+    @field_validator("hypotheses")
+    @classmethod
+    def _distinct(cls, value: list[Hypothesis]) -> list[Hypothesis]:
+        """A small model often restates one idea in other words; ranking copies of it would
+        crowd out the second idea, so only the first wording of each is kept."""
+        kept: list[Hypothesis] = []
+        for hypothesis in value:
+            if not any(similar(hypothesis.text, k.text) for k in kept):
+                kept.append(hypothesis)
+        return kept
 
 
 class Tried(BaseModel):
