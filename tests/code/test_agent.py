@@ -94,6 +94,24 @@ def test_tests_are_not_edited_and_dangerous_code_needs_approval(
     assert any(getattr(e, "kind", "") == "code.approval" for e in events)
 
 
+def test_a_rewrite_that_drops_an_imported_function_is_not_applied(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    renamed = edit("calc.py", "def plus(a, b):\n    return a + b\n")
+    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [renamed, edit("calc.py", FIXED)],
+                        "Reflection": [reflect()]})
+    agent = make_agent(backend)
+    run = agent.create(task_for(project, max_iterations=3))
+    done = execute(agent, run.id, paths, settings)
+    first = agent.iteration(run.id, 1)
+    assert first.changed == [] and first.rejected == [
+        "calc.py no longer defines add, which test_calc.py imports; keep every function and "
+        "class of the file you rewrite"]
+    second_plan = " ".join(m.content for m in [
+        r for r in backend.requests if kind(r) == "Plan"][1].messages)
+    assert "no longer defines add" in second_plan  # the reason reaches the next iteration
+    assert done.status == "solved" and done.iterations == 2
+
+
 def test_hanging_test_suite_is_a_clear_stop(make_agent: MakeAgent, project: Path,
                                             paths: Paths, settings: Settings) -> None:
     (project / "test_hang.py").write_text("import time\n\n\ndef test_hang():\n"

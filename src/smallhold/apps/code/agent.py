@@ -28,6 +28,7 @@ from dbos import DBOS, SetWorkflowID
 from smallhold import durable
 from smallhold.apps.code import approval, edits, prompts, reflection
 from smallhold.apps.code.breaker import Budget, Outcome, Stop, should_stop
+from smallhold.apps.code.imports import lost_names
 from smallhold.apps.code.memory import CodeMemory, render_hints, short_term
 from smallhold.apps.code.models import Edit, FileChange, Iteration, Plan, Proposal, Run, Task
 from smallhold.apps.code.safety import review
@@ -297,7 +298,8 @@ def plan_step(run_id: str, number: int) -> dict[str, Any]:
 
 def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
          ) -> list[FileChange]:
-    """Changes that may be applied: inside the project, allowed files, approved code."""
+    """Changes that may be applied: inside the project, allowed files, no definition the
+    project imports dropped, approved code."""
     accepted, existing = [], set(ws.files())
     for change in edit.changes:
         try:
@@ -313,6 +315,10 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
             it.rejected.append(f"{rel} is an existing test; tests are not edited to pass")
             continue
         accepted.append(FileChange(path=rel, content=change.content))
+    python = {f: ws.read(f) for f in existing if f.endswith(".py")}
+    for lost in lost_names(python, {c.path: c.content for c in accepted}):
+        it.rejected.append(lost.describe())
+        accepted = [c for c in accepted if c.path != lost.module]
     findings = review({c.path: c.content for c in accepted})
     it.findings = [f.describe() for f in findings]
     for finding in findings:
