@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from smallhold.apps.code import edits
 from smallhold.apps.code.models import Iteration, Plan, Task
-from smallhold.apps.code.reflection import Tried
+from smallhold.apps.code.reflection import MAX_HYPOTHESES, Tried
 from smallhold.runtime.structured import schema_instruction
 from smallhold.runtime.types import Message
 
@@ -118,7 +118,8 @@ def reflect_messages(task: Task, it: Iteration, ledger: Sequence[Tried], hints: 
         f"Diff of the change:\n```diff\n{it.diff[-3000:]}\n```" if it.diff else "",
         f"Hypotheses tried so far:\n{tried}" if tried else "",
         hints,
-        "Why do the tests still fail? Give a one-sentence diagnosis and up to four hypotheses, "
-        "each with what the test expects and why, and how confident you are (0 to 1).",
+        "Why do the tests still fail? Give a one-sentence diagnosis and up to "
+        f"{MAX_HYPOTHESES} different hypotheses, each with what the test expects and why, and "
+        "how confident you are (0 to 1).",
     ] if p)
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
