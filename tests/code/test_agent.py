@@ -94,21 +94,23 @@ def test_tests_are_not_edited_and_dangerous_code_needs_approval(
     assert any(getattr(e, "kind", "") == "code.approval" for e in events)
 
 
-def test_a_rewrite_that_drops_an_imported_function_is_not_applied(
+def test_a_rewrite_that_drops_an_imported_function_gets_it_back(
         make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
-    renamed = edit("calc.py", "def plus(a, b):\n    return a + b\n")
-    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [renamed, edit("calc.py", FIXED)],
+    partial = edit("calc.py", "def plus(a, b):\n    return a + b\n")
+    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [partial, edit("calc.py", FIXED)],
                         "Reflection": [reflect()]})
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=3))
     done = execute(agent, run.id, paths, settings)
     first = agent.iteration(run.id, 1)
-    assert first.changed == [] and first.rejected == [
-        "calc.py no longer defines add, which test_calc.py imports; keep every function and "
-        "class of the file you rewrite"]
+    assert first.changed == ["calc.py"] and first.rejected == []
+    assert first.repaired == ["calc.py: add kept as it was (the rewrite left it out and "
+                              "test_calc.py imports it)"]
+    assert "+def plus(a, b):" in first.diff and "-def add" not in first.diff
+    assert first.passed == 1  # collected and run, not an ImportError for the whole module
     second_plan = " ".join(m.content for m in [
         r for r in backend.requests if kind(r) == "Plan"][1].messages)
-    assert "no longer defines add" in second_plan  # the reason reaches the next iteration
+    assert "put back: calc.py: add kept" in second_plan  # the next iteration is told
     assert done.status == "solved" and done.iterations == 2
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smallhold.apps.code.imports import LostName, lost_names, module_name
+from smallhold.apps.code.imports import LostName, lost_names, module_name, restore
 
 PARSER = "from .lexer import tokenize\n\n\ndef parse(text):\n    return tokenize(text)\n\n\n" \
          "class Parser:\n    pass\n"
@@ -54,3 +54,23 @@ def test_what_is_not_this_changes_doing_is_not_blamed() -> None:
                       ) == []
     assert [x.name for x in lost_names(PROJECT, {"pkg/__init__.py": "from . import parser\n"})
             ] == ["evaluate"]
+
+
+def test_a_dropped_definition_is_put_back_whole() -> None:
+    old = ("import functools\n\n\nclass Parser:\n    pass\n\n\n@functools.cache\n"
+           "def parse(text):\n    return Parser()\n")
+    new = "import functools\n\n\nclass Parser:\n    fixed = True\n"
+    merged = restore(old, new, ["parse"])
+    assert merged == new + "\n\n@functools.cache\ndef parse(text):\n    return Parser()\n"
+    namespace: dict[str, object] = {}
+    exec(compile(merged, "parser.py", "exec"), namespace)
+    assert getattr(namespace["parse"]("x"), "fixed", False)
+
+
+def test_a_definition_that_cannot_be_lifted_out_is_not_guessed() -> None:
+    guarded = "try:\n    from fast import parse\nexcept ImportError:\n" \
+              "    def parse(text):\n        return text\n"
+    assert restore(guarded, "X = 1\n", ["parse"]) is None
+    twice = "def parse(t):\n    return 1\n\n\ndef parse(t):\n    return 2\n"
+    assert restore(twice, "X = 1\n", ["parse"]) is None
+    assert restore("LIMIT: int = 3\n", "X = 1\n", ["LIMIT"]) == "X = 1\n\n\nLIMIT: int = 3\n"

@@ -28,7 +28,7 @@ from dbos import DBOS, SetWorkflowID
 from smallhold import durable
 from smallhold.apps.code import approval, edits, prompts, reflection
 from smallhold.apps.code.breaker import Budget, Outcome, Stop, should_stop
-from smallhold.apps.code.imports import lost_names
+from smallhold.apps.code.imports import LostName, lost_names, restore
 from smallhold.apps.code.memory import CodeMemory, render_hints, short_term
 from smallhold.apps.code.models import Edit, FileChange, Iteration, Plan, Proposal, Run, Task
 from smallhold.apps.code.safety import review
@@ -299,7 +299,7 @@ def plan_step(run_id: str, number: int) -> dict[str, Any]:
 def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
          ) -> list[FileChange]:
     """Changes that may be applied: inside the project, allowed files, no definition the
-    project imports dropped, approved code."""
+    project imports dropped (put back, or the file turned down), approved code."""
     accepted, existing = [], set(ws.files())
     for change in edit.changes:
         try:
@@ -316,9 +316,18 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
             continue
         accepted.append(FileChange(path=rel, content=change.content))
     python = {f: ws.read(f) for f in existing if f.endswith(".py")}
+    lost_by_module: dict[str, list[LostName]] = {}
     for lost in lost_names(python, {c.path: c.content for c in accepted}):
-        it.rejected.append(lost.describe())
-        accepted = [c for c in accepted if c.path != lost.module]
+        lost_by_module.setdefault(lost.module, []).append(lost)
+    for rel, lost_here in lost_by_module.items():
+        change = next(c for c in accepted if c.path == rel)
+        fixed = restore(python[rel], change.content, [x.name for x in lost_here])
+        if fixed is None:
+            it.rejected.extend(x.describe() for x in lost_here)
+            accepted.remove(change)
+        else:
+            change.content = fixed
+            it.repaired.extend(x.restored() for x in lost_here)
     findings = review({c.path: c.content for c in accepted})
     it.findings = [f.describe() for f in findings]
     for finding in findings:

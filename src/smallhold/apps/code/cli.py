@@ -222,6 +222,7 @@ def show(run_id: str, as_json: bool, profile: str) -> None:
                           f"{it.plan.summary if it.plan else '(no plan)'}")
             for line in (*(f"changed {c}" for c in it.changed),
                          *(f"not applied: {r}" for r in it.rejected),
+                         *(f"put back: {r}" for r in it.repaired),
                          f"tests: {it.test_summary}",
                          *([f"undone: {it.undone}"] if it.undone else []),
                          *(f"sandbox: {c}" for c in it.contained),

@@ -4,8 +4,10 @@ The agent asks for whole files, and a small model rewriting a 90-line module oft
 out a function it was not thinking about: in the minicalc repo task the 1.5B coder's new
 parser.py had no module-level ``parse``, evaluator.py's ``from .parser import parse``
 failed, every test errored at collection and an iteration was spent learning only that.
-Checking before anything runs turns that into a precise reason ("parser.py no longer
-defines parse, which evaluator.py imports") for the next iteration, at no model cost.
+Told so, it left ``parse`` out again in the next two iterations: it ends the file where its
+change ends. So a dropped definition that the project imports is put back from the file as
+it was (``restore``), the model's change is kept, and only a definition that cannot be lifted
+out whole (one inside an ``if`` or ``try``) turns the rewrite down with the reason.
 
 Only what can be known from the source is checked: ``from M import name`` where M is a
 project module the change rewrites. A module with a star import or a module-level
@@ -30,6 +32,10 @@ class LostName:
     def describe(self) -> str:
         return (f"{self.module} no longer defines {self.name}, which {self.importer} "
                 f"imports; keep every function and class of the file you rewrite")
+
+    def restored(self) -> str:
+        return (f"{self.module}: {self.name} kept as it was (the rewrite left it out and "
+                f"{self.importer} imports it)")
 
 
 def module_name(rel: str) -> str | None:
@@ -146,3 +152,33 @@ def lost_names(files: Mapping[str, str], changes: Mapping[str, str]) -> list[Los
             seen.add((rel, name))
             lost.append(LostName(rel, name, importer))
     return lost
+
+
+def _definition(tree: ast.Module, name: str) -> ast.stmt | None:
+    """The module-level statement that alone defines ``name``, if there is exactly one."""
+    found = [node for node in tree.body if (
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.name == name) or (
+        isinstance(node, ast.Assign | ast.AnnAssign) and name in set().union(
+            *(_targets(t) for t in (node.targets if isinstance(node, ast.Assign)
+                                    else [node.target]))))]
+    return found[0] if len(found) == 1 else None
+
+
+def restore(old: str, new: str, names: Iterable[str]) -> str | None:
+    """``new`` with the old definitions of ``names`` appended, or None if one of them is
+    not a single top-level statement of ``old`` (then the rewrite is turned down instead).
+
+    Appending is safe for functions and classes, whose bodies look names up when called;
+    a constant used at import time above it would fail, and the tests would say where."""
+    tree = ast.parse(old)
+    lines = old.splitlines()
+    blocks = []
+    for name in names:
+        node = _definition(tree, name)
+        if node is None or node.end_lineno is None:
+            return None
+        decorators = getattr(node, "decorator_list", [])
+        first = min([node.lineno, *(d.lineno for d in decorators)])
+        blocks.append("\n".join(lines[first - 1:node.end_lineno]))
+    return new.rstrip("\n") + "\n\n\n" + "\n\n\n".join(blocks) + "\n"

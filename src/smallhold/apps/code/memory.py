@@ -39,6 +39,8 @@ def short_term(iterations: Sequence[Iteration], keep: int = SHORT_TERM) -> str:
             lines.append(f"  changed: {', '.join(it.changed)}")
         if it.rejected:
             lines.append(f"  not applied: {'; '.join(it.rejected)}")
+        if it.repaired:
+            lines.append(f"  put back: {'; '.join(it.repaired)}")
         lines.append(f"  tests: {it.test_summary}")
         if it.signature:
             lines.append(f"  error: {it.signature.splitlines()[0]}")

@@ -60,6 +60,7 @@ class Iteration(BaseModel):
     plan: Plan | None = None
     changed: list[str] = []
     rejected: list[str] = []  # why proposed changes were not applied
+    repaired: list[str] = []  # what was put back into a rewrite that left it out
     findings: list[str] = []
     parent: str | None = None  # the commit the change was made on
     commit: str | None = None
