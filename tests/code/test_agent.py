@@ -171,3 +171,23 @@ def test_a_success_pattern_is_recalled_for_a_similar_task_only(
     assert memory.patterns("fix add so that it returns the sum of its arguments")
     # recency lifts a fresh memory's hybrid score; whether it is a hint is judged on meaning
     assert not memory.patterns("write a function to find the volume of a triangular prism")
+
+
+def test_a_fix_that_worked_is_offered_when_the_same_error_comes_back(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    first = scripted({"Plan": [plan(["calc.py"], "use + in add, not -")],
+                      "Edit": [edit("calc.py", WRONG), edit("calc.py", FIXED)],
+                      "Reflection": [reflect()]})
+    agent = make_agent(first)
+    assert execute(agent, agent.create(task_for(project)).id, paths, settings).status == "solved"
+    hint = "This error was seen before; the fix that worked then"
+    assert not any(hint in m.content for r in first.requests for m in r.messages)
+    # another task, same error: the baseline's failed assert has the learnt signature
+    second = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", FIXED)],
+                       "Reflection": [reflect()]})
+    agent = make_agent(second)
+    run = agent.create(task_for(project, "make the sum in calc right"))
+    assert execute(agent, run.id, paths, settings).iterations == 1
+    prompt = " ".join(m.content for m in next(
+        r for r in second.requests if kind(r) == "Plan").messages)
+    assert hint in prompt and "use + in add, not -" in prompt.split(hint, 1)[1]
