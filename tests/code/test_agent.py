@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import sqlite3
+from contextlib import closing, suppress
 from pathlib import Path
 
 from agent_helpers import (
@@ -191,3 +195,37 @@ def test_a_fix_that_worked_is_offered_when_the_same_error_comes_back(
     prompt = " ".join(m.content for m in next(
         r for r in second.requests if kind(r) == "Plan").messages)
     assert hint in prompt and "use + in add, not -" in prompt.split(hint, 1)[1]
+
+
+def _durable_cells(database: Path) -> list[bytes]:
+    """Every value in DBOS's database, and its base64 decoding (DBOS stores pickles so)."""
+    cells: list[bytes] = []
+    with closing(sqlite3.connect(database)) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    raw = value.encode() if isinstance(value, str) else value
+                    if not isinstance(raw, bytes):
+                        continue
+                    cells.append(raw)
+                    with suppress(binascii.Error, ValueError):
+                        cells.append(base64.b64decode(raw, validate=True))
+    return cells
+
+
+def test_the_durable_database_holds_no_words_of_the_run(make_agent: MakeAgent, project: Path,
+                                                         paths: Paths,
+                                                         settings: Settings) -> None:
+    """DBOS's database is plain SQLite outside the vault: only control data may go there."""
+    secret = "the carry flag of zanzibar is inverted"
+    backend = scripted({"Plan": [plan(["calc.py"], summary=f"fix {secret}")],
+                        "Edit": [edit("calc.py", WRONG), edit("calc.py", FIXED)],
+                        "Reflection": [reflect(f"maybe {secret}")]})
+    agent = make_agent(backend)
+    done = execute(agent, agent.create(task_for(project)).id, paths, settings)
+    assert done.status == "solved" and agent.iteration(done.id, 1).hypothesis is not None
+    cells = _durable_cells(paths.profile_dir(settings.profile) / "durable.sqlite")
+    assert any(b"tokens" in cell for cell in cells)  # the scan does see step results
+    for needle in (b"zanzibar", b"return a * b", b"def add"):
+        assert not any(needle in cell for cell in cells), needle

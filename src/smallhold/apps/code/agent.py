@@ -436,7 +436,7 @@ def reflect_step(run_id: str, number: int) -> dict[str, Any]:
     if found is None:
         it.tokens += tokens
         agent.put(it)
-        return {"tokens": tokens, "hypothesis": None}
+        return {"tokens": tokens, "chose": False}
     chosen = reflection.choose(found, run.hypotheses)
     it.reflection, it.hypothesis, it.tokens = found, chosen, it.tokens + tokens
     agent.put(it)
@@ -444,7 +444,9 @@ def reflect_step(run_id: str, number: int) -> dict[str, Any]:
         run.hypotheses.append(reflection.Tried(iteration=number, text=chosen.text,
                                                status="open"))
         agent.save(run)
-    return {"tokens": tokens, "hypothesis": chosen.text if chosen else None}
+    # DBOS keeps step results in its own database, outside the vault: counts only, never
+    # the model's words about the user's code.
+    return {"tokens": tokens, "chose": chosen is not None}
 
 
 def _learn(agent: Agent, run: Run, iterations: list[Iteration]) -> None:
