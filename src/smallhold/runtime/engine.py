@@ -222,6 +222,8 @@ class LlamaEngine:
         self._live_key = key
 
     def forget(self, key: str) -> None:
+        """Drop conversation ``key``'s saved state, in RAM and on disk (the conversation was
+        deleted); the next request under ``key`` prefills from scratch."""
         with self._lock:
             self.states.drop(key)
             if self._live_key == key:
@@ -367,8 +369,9 @@ class LlamaEngine:
         return finish, produced
 
     def close(self) -> None:
+        """Free the model; saved states go with it, the spilled ones' files and folder too."""
         with self._lock:
-            self.states.clear()
+            self.states.close()
             if self._lookup is not None:
                 self._lookup.close()
                 self._lookup = None

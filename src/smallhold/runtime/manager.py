@@ -26,6 +26,7 @@ from smallhold.paths import Paths
 from smallhold.runtime import assets
 from smallhold.runtime.device import MB, DeviceProbe, DeviceState
 from smallhold.runtime.engine import LlamaEngine, LoadOptions
+from smallhold.runtime.kvstate import remove_spilled, sweep_all
 from smallhold.runtime.planner import Plan, footprint, plan_model, smaller_models
 from smallhold.runtime.registry import MODELS, ModelSpec, get_model
 
@@ -37,6 +38,8 @@ class EventSink(Protocol):
 
 class Engine(Protocol):
     """What the manager needs of a loaded model (LlamaEngine, or a fake in tests)."""
+
+    def forget(self, key: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -156,6 +159,23 @@ class ModelManager:
     def _n_ctx(self, spec: ModelSpec) -> int:
         return min(self.settings.n_ctx, spec.context_length)
 
+    @property
+    def kv_dir(self) -> Path:
+        """Where loaded models spill saved KV states: ``<model>/<process>/``, encrypted under
+        a key of that process only (:mod:`smallhold.runtime.kvstate`)."""
+        return self.paths.cache_dir / "kv"
+
+    def forget(self, session: str) -> int:
+        """Drop conversation ``session``'s saved KV state from every loaded model, and its
+        spilled files from every model's and every process's folder: the conversation was
+        deleted, and nothing derived from it may stay behind. Returns the files removed in
+        other processes' folders (this process's own are removed by the engines)."""
+        with self._lock:
+            engines: list[Engine] = [slot.engine for slot in self._slots.values()]
+        for engine in engines:  # outside the lock: an engine busy generating blocks forget
+            engine.forget(session)
+        return remove_spilled(self.kv_dir, session)
+
     # -- loading -------------------------------------------------------------------------
 
     def _evict_for(self, needed: int, available: int, keep: str) -> None:
@@ -193,13 +213,14 @@ class ModelManager:
         self._evict_for(plan.footprint.total, device.available_ram, keep=spec.name)
         self._make_room_in_table(keep=spec.name)
         path = assets.ensure_model(spec, self.paths.models_dir)
+        sweep_all(self.kv_dir)  # spills of killed processes, whatever model they were of
         options = LoadOptions(
             # llama-cpp-python's own default is cpu_count // 2: one thread on a 2-core laptop.
             n_ctx=plan.n_ctx, n_threads=self.settings.n_threads or device.cpu_count,
             kv_cache=plan.kv_cache,
             state_cache_bytes=self.settings.state_cache_mb * MB,
             speculative=self.settings.speculative,
-            spill_dir=self.paths.cache_dir / "kv" / spec.name,
+            spill_dir=self.kv_dir / spec.name,
         )
         started = time.perf_counter()
         engine = self._loader(spec, path, options)

@@ -206,5 +206,12 @@ class Runtime:
             self._embedder = Embedder.open(self.paths)
         return self._embedder
 
+    def forget_session(self, session: str) -> None:
+        """Drop what the runtime keeps of conversation ``session`` (its saved KV state, in RAM
+        and spilled to disk, in this process and others) because it was deleted. Only the
+        llama backend keeps any."""
+        if self.manager is not None:
+            self.manager.forget(session)
+
     def close(self) -> None:
         self.backend.close()

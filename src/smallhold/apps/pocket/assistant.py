@@ -39,6 +39,11 @@ RECALL_K = 8
 ANSWER_MARGIN = 16
 
 
+def session_key(conversation: str) -> str:
+    """The runtime session (KV-state key) of a pocket conversation."""
+    return f"pocket:{conversation}"
+
+
 def chunk_kind(conversation: str) -> str:
     return f"pocket.chunk.{conversation}"
 
@@ -178,7 +183,7 @@ class Pocket:
         parts: list[str] = []
         try:
             for event in self.runtime.stream(prompt.messages, model=model, params=params,
-                                             session=f"pocket:{name}", app="pocket"):
+                                             session=session_key(name), app="pocket"):
                 if isinstance(event, Delta):
                     parts.append(event.text)
                 else:
@@ -202,7 +207,9 @@ class Pocket:
         return self.store.recent(name, limit)
 
     def forget_conversation(self, name: str) -> int:
-        """Delete a conversation, its turns and its chunks from memory."""
+        """Delete a conversation, its turns, its chunks from memory and the model's saved
+        state of it (which spills to disk)."""
+        self.runtime.forget_session(session_key(name))  # a cache: harmless to drop first
         removed = self.store.remove(name)
         for archived in (False, True):
             for memory in self.memory.list(kind=chunk_kind(name), archived=archived,
@@ -211,7 +218,7 @@ class Pocket:
         return removed
 
 
-__all__ = ["SYSTEM", "Pocket", "TurnResult", "chunk_kind", "open_pocket"]
+__all__ = ["SYSTEM", "Pocket", "TurnResult", "chunk_kind", "open_pocket", "session_key"]
 
 
 @contextmanager
