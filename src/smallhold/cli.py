@@ -7,10 +7,12 @@ app's heavy dependencies never slow down another's commands.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
 from smallhold import __version__
+from smallhold.errors import SmallholdError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("smallhold.apps.pocket.cli", "Chat with the local model (pocket)."),
@@ -26,7 +28,37 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# click >= 8.2 raises this (a UsageError) to print a group's help when no subcommand is given.
+_SHOW_HELP: tuple[type[Exception], ...] = tuple(
+    t for t in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if t is not None)
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a smallhold error that no command caught is still one line.
+
+        Commands wrap themselves in :func:`smallhold.console.handle_errors`; this is the
+        backstop for code paths that raise before or outside it (loading settings, a
+        subcommand's module failing to import its settings), so no user sees a traceback for
+        an error the project itself raised. Click's usage errors (a bad option value) are
+        printed the same way: the README promises scripts one line per error.
+        """
+        try:
+            return super().invoke(ctx)
+        except SmallholdError as exc:
+            from smallhold.console import print_error  # rich loads only when needed
+
+            print_error(exc)
+            ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # click's own format spans three lines
+            if isinstance(exc, _SHOW_HELP):
+                raise  # a group run without a subcommand: its help, as click prints it
+            from smallhold.console import print_error_line
+
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            print_error_line(f"{exc.format_message()} (see `{where} --help`)")
+            ctx.exit(exc.exit_code)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

@@ -12,10 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from smallhold.errors import ConfigError
-from smallhold.paths import DEFAULT_PROFILE, Paths, resolve_paths
+from smallhold.paths import DEFAULT_PROFILE, Paths, check_profile, resolve_paths
 
 ENV_PREFIX = "SMALLHOLD_"
 _NOT_SETTINGS = {"HOME", "PASSPHRASE", "KEY_FILE", "MODELS_DIR"}
@@ -65,8 +65,29 @@ class OpenAISettings(_Section):
 
 
 class ServerSettings(_Section):
+    """``smallhold serve``: where it listens and who may call it (see smallhold.httpguard)."""
+
     host: str = "127.0.0.1"
     port: int = Field(8737, ge=1, le=65535)
+    api_key: SecretStr = Field(
+        SecretStr(""), description="callers must send 'Authorization: Bearer <key>'; empty = "
+        "no key (loopback only: --allow-remote needs one)")
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="larger request bodies get 413, unread")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="web origins (https://app.example) whose pages may "
+        "call the API; empty = none")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="extra names the Host header may carry (besides the "
+        "bound address and localhost); '*' = any, only with an api_key")
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """SMALLHOLD_SERVER__CORS_ORIGINS=a,b: an environment variable is one string."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 class DurableSettings(_Section):
@@ -82,6 +103,15 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     durable: DurableSettings = DurableSettings()
 
+    @field_validator("profile")
+    @classmethod
+    def _safe_profile(cls, value: str) -> str:
+        """A profile name becomes a folder name: refuse ``../x`` when the settings load."""
+        try:
+            return check_profile(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
 
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
@@ -93,10 +123,20 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
             continue
         parts = name.lower().split("__")
         node = tree
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1], start=1):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):  # SMALLHOLD_RUNTIME=x, then SMALLHOLD_RUNTIME__N_CTX
+                section = ENV_PREFIX + "__".join(name.split("__")[:depth])
+                raise _clash(section, key)
+        if isinstance(node.get(parts[-1]), dict):  # the same, the other way round
+            raise _clash(key, f"{key}__*")
         node[parts[-1]] = value
     return tree
+
+
+def _clash(whole: str, inner: str) -> ConfigError:
+    return ConfigError(f"{whole} and {inner} clash: one sets a whole section to a value, the "
+                       "other a key inside it. Unset one of them.")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -116,12 +156,20 @@ def load_settings(
     environ = dict(os.environ if env is None else env)
     paths = paths or resolve_paths(environ)
     path = file or paths.config_file
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete the file.") from exc
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        text = ""  # no config file: the defaults
+    except OSError as exc:  # a directory, unreadable, ...: say so instead of a traceback
+        raise ConfigError(f"cannot read the config file {path} ({exc.strerror or exc}); it must "
+                          "be a readable TOML file: fix its permissions, or move it aside."
+                          ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete the file.") from exc
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete the file.") from exc
     merged = _merge(data, _env_overrides(environ))
     try:
         return Settings.model_validate(merged)

@@ -24,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from smallhold.errors import SmallholdError
 
@@ -53,6 +54,33 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, default=_default, indent=2, ensure_ascii=False))
 
 
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space."""
+    return " ".join(text.split())
+
+
+def print_error(exc: SmallholdError, *, as_json: bool = False) -> None:
+    """Print an error as exactly one line on stderr, as the README promises scripts.
+
+    Rich wraps at the terminal width, and at 80 columns when stderr is a pipe or file, so
+    the line is printed with ``soft_wrap`` (no inserted newlines) and any newline inside the
+    message is folded. The message is plain text, not markup: a path or profile name
+    holding ``[/]`` must neither vanish nor crash the printer.
+    """
+    message = one_line(str(exc))
+    if as_json:
+        click.echo(json.dumps({"error": {"type": type(exc).__name__, "code": exc.code,
+                                         "message": message}}), err=True)
+    else:
+        print_error_line(message)
+
+
+def print_error_line(message: str) -> None:
+    """``error: <message>`` on stderr as one line, whatever the terminal width (or none)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", one_line(message)),
+                      soft_wrap=True)
+
+
 def handle_errors(fn: F) -> F:
     """Turn a SmallholdError into its message on stderr and its exit code; no traceback."""
 
@@ -61,12 +89,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SmallholdError as exc:
-            as_json = kwargs.get("as_json")
-            if as_json:
-                click.echo(json.dumps({"error": {"type": type(exc).__name__, "code": exc.code,
-                                                 "message": str(exc)}}), err=True)
-            else:
-                err_console.print(f"[bold red]error:[/] {exc}")
+            print_error(exc, as_json=bool(kwargs.get("as_json")))
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]

@@ -6,7 +6,7 @@ error's ``exit_code``; the server maps ``http_status`` and ``openai_type`` to an
 OpenAI-style error body.
 
     SmallholdError
-    ├── ConfigError                  bad config file or SMALLHOLD_* variable
+    ├── ConfigError                  bad config file, SMALLHOLD_* variable or profile name
     ├── ModelError
     │   ├── UnknownModelError        no model of that name in the registry
     │   ├── ModelNotInstalledError   the PyPI package holding it is missing
@@ -18,7 +18,8 @@ OpenAI-style error body.
     ├── GenerationError
     │   ├── ContextOverflowError     the prompt does not fit the model's context
     │   ├── GenerationCancelled      the caller cancelled a generation
-    │   └── StructuredOutputError    no valid object after N tries
+    │   ├── StructuredOutputError    no valid object after N tries
+    │   └── InvalidSchemaError       a JSON schema no decoding grammar can be made from
     ├── BackendError                 a backend failed (remote server down, bad reply)
     ├── EmbeddingError               the embedding model is missing or broken
     ├── TraceError                   the trace database cannot be read or written
@@ -26,7 +27,7 @@ OpenAI-style error body.
     │   ├── VaultNotFoundError       no vault yet for this profile
     │   ├── VaultLockedError         the vault exists but no key was given
     │   ├── WrongKeyError            the passphrase or key does not open the vault
-    │   ├── VaultCorruptError        the file is damaged (the key is right)
+    │   ├── VaultCorruptError        a vault file is damaged, emptied or missing
     │   ├── VaultBusyError           another process holds the vault for rekey or wipe
     │   ├── SchemaTooNewError        a newer smallhold wrote this database
     │   ├── RecordValidationError    a record does not match its collection's model
@@ -34,7 +35,8 @@ OpenAI-style error body.
     │   └── SyncError
     │       ├── RelayUnreachableError   the relay did not answer
     │       ├── RelayProtocolError      the relay sent garbage, a forged or replayed batch
-    │       ├── SyncNotAllowedError     the collection is not enabled for sync
+    │       ├── RelayRefusedError       the relay refused: wrong token, unknown group, quota
+    │       ├── SyncNotAllowedError     the collection is not enabled, or is not one that syncs
     │       └── PairingError            the pairing code is wrong or expired
     └── CodeAgentError               the coding agent (smallhold code)
         ├── SandboxUnavailableError  bubblewrap missing or unusable: no untrusted code runs
@@ -118,6 +120,12 @@ class StructuredOutputError(GenerationError):
     code = "structured_output_invalid"
 
 
+class InvalidSchemaError(GenerationError):
+    http_status = 400
+    openai_type = "invalid_request_error"
+    code = "invalid_json_schema"
+
+
 class BackendError(SmallholdError):
     http_status = 502
     code = "backend_error"
@@ -191,6 +199,11 @@ class RelayProtocolError(SyncError):
     code = "relay_protocol_error"
 
 
+class RelayRefusedError(SyncError):
+    http_status = 403
+    code = "relay_refused"
+
+
 class SyncNotAllowedError(SyncError):
     http_status = 403
     code = "sync_not_allowed"
@@ -236,6 +249,7 @@ __all__ = [
     "GenerationCancelled",
     "GenerationError",
     "InsufficientMemoryError",
+    "InvalidSchemaError",
     "ModelError",
     "ModelFileError",
     "ModelLoadError",
@@ -245,6 +259,7 @@ __all__ = [
     "RecordNotFoundError",
     "RecordValidationError",
     "RelayProtocolError",
+    "RelayRefusedError",
     "RelayUnreachableError",
     "ResourceError",
     "RunNotFoundError",

@@ -8,14 +8,34 @@ folder (tests point it at a tmp dir, so they never touch the user's real data), 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
+from smallhold.errors import ConfigError
+
 APP_NAME = "smallhold"
 DEFAULT_PROFILE = "default"
+# A profile name becomes a folder, a key-file and a session-file name: no separators, no
+# leading dot (so never "." or ".."), nothing a shell or file system treats specially.
+PROFILE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_profile(name: str) -> str:
+    """``name`` if it is a safe profile name, else :class:`ConfigError`.
+
+    Profile names arrive from ``--profile``, ``SMALLHOLD_PROFILE`` and ``config.toml`` and are
+    joined onto folders; ``../../evil`` would put a vault (or delete a session file) outside
+    the profiles folder, so every path made from a name goes through here.
+    """
+    if PROFILE_PATTERN.fullmatch(name) is None:
+        raise ConfigError(
+            f"invalid profile name {name[:80]!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. --profile work).")
+    return name
 
 
 @dataclass(frozen=True)
@@ -51,7 +71,8 @@ class Paths:
             return Path(platformdirs.user_runtime_dir(APP_NAME))
 
     def profile_dir(self, profile: str = DEFAULT_PROFILE) -> Path:
-        return self.data_dir / "profiles" / profile
+        """The folder of one profile's vault; the name is checked (:func:`check_profile`)."""
+        return self.data_dir / "profiles" / check_profile(profile)
 
     def ensure(self, path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)

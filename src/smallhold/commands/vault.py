@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from smallhold.console import console, emit_json, err_console, handle_errors, json_option
 from smallhold.console import profile_option as profile_opt
@@ -87,7 +88,7 @@ def init(profile: str, use_keyring: bool, key_file: Path | None, as_json: bool) 
     if as_json:
         emit_json(status)
         return
-    console.print(f"Created the vault of profile [bold]{profile}[/] in {status.folder} "
+    console.print(f"Created the vault of profile [bold]{profile}[/] in {escape(status.folder)} "
                   f"(key: {status.key_source}).")
     if to == "passphrase":
         err_console.print("Keep the passphrase safe: without it the data cannot be recovered.")
@@ -149,13 +150,17 @@ def status(profile: str, as_json: bool) -> None:
         emit_json(info)
         return
     if not info.exists:
-        console.print(f"Profile [bold]{profile}[/] has no vault yet ({info.folder}); "
+        if info.notes:  # a database without its vault.json: damaged, not absent
+            for note in info.notes:
+                console.print(f"  note: {note}", markup=False)
+            return
+        console.print(f"Profile [bold]{profile}[/] has no vault yet ({escape(info.folder)}); "
                       "`smallhold vault init` creates one.")
         return
-    console.print(f"[bold]{profile}[/]: {info.folder}, {info.db_bytes:,} bytes, key from "
+    console.print(f"[bold]{profile}[/]: {escape(info.folder)}, {info.db_bytes:,} bytes, key from "
                   f"{info.key_source}, {info.how}.")
     for note in info.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {note}", markup=False)
 
 
 @vault.command()
@@ -215,8 +220,8 @@ def export(profile: str, out: Path, plaintext: bool, yes: bool, as_json: bool) -
         emit_json({"profile": profile, "files": written, "plaintext": plaintext, "rows": rows})
         return
     what = f"{rows} rows, unencrypted" if plaintext else "encrypted with the vault's key"
-    console.print(f"Exported the vault of profile [bold]{profile}[/] to {', '.join(written)} "
-                  f"({what}).")
+    console.print(f"Exported the vault of profile [bold]{profile}[/] to "
+                  f"{escape(', '.join(written))} ({what}).")
 
 
 @vault.command()

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from smallhold.paths import check_profile
+
 FOREVER = 0.0
 
 
@@ -28,7 +30,8 @@ class Session:
 
 
 def session_path(runtime_dir: Path, profile: str) -> Path:
-    return runtime_dir / "sessions" / f"{profile}.json"
+    """The session file of ``profile``; the name is checked, as ``vault lock`` deletes it."""
+    return runtime_dir / "sessions" / f"{check_profile(profile)}.json"
 
 
 def save_session(path: Path, session: Session) -> None:

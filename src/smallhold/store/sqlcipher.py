@@ -38,6 +38,10 @@ class NotADatabase(Exception):
     """The file did not decrypt to a database: a wrong key, or a damaged or foreign file."""
 
 
+class EmptyDatabase(Exception):
+    """An existing database file holds no pages (it was emptied): SQLite would start afresh."""
+
+
 def connect(path: Path | str, key: bytes, *, create: bool = True,
             cache_mib: int = DEFAULT_CACHE_MIB) -> sqlite3.Connection:
     """Open ``path`` with ``key``, checked by reading the schema before anything writes.
@@ -46,16 +50,26 @@ def connect(path: Path | str, key: bytes, *, create: bool = True,
     are zeroed, a busy timeout so a second process waits, and ``check_same_thread=False``:
     callers that share it between threads hold their own lock around each transaction.
     Raises :class:`NotADatabase` when the file does not decrypt; the file is left untouched.
+
+    With ``create=False`` the file must be an existing database: SQLite creates a missing
+    file on open and reads an empty (0-byte) one as a new database, which would turn an
+    emptied vault into a fresh empty one. So the file is opened read-write without
+    creation (``mode=rw``), and one with no pages raises :class:`EmptyDatabase` before
+    anything is written to it; a missing one raises :class:`FileNotFoundError`.
     """
     if len(key) != KEY_BYTES:
         raise ValueError(f"a vault key is {KEY_BYTES} bytes, got {len(key)}")
     target = Path(path)
     if not create and not target.exists():
         raise FileNotFoundError(str(target))
-    conn = cast(
-        sqlite3.Connection,
-        sqlcipher3.connect(str(target), timeout=BUSY_TIMEOUT_S, check_same_thread=False),
-    )
+    name = f"{target.absolute().as_uri()}?mode=rw" if not create else str(target)
+    try:
+        conn = cast(sqlite3.Connection, sqlcipher3.connect(
+            name, timeout=BUSY_TIMEOUT_S, check_same_thread=False, uri=not create))
+    except sqlcipher3.OperationalError as exc:
+        if not create and not target.exists():  # removed since the check above
+            raise FileNotFoundError(str(target)) from exc
+        raise
     try:
         # SQLCipher logs decryption failures to stderr by default; we report them ourselves.
         conn.execute("PRAGMA cipher_log_level = NONE")
@@ -66,6 +80,8 @@ def connect(path: Path | str, key: bytes, *, create: bool = True,
             if "not a database" in str(exc):
                 raise NotADatabase(str(exc)) from exc
             raise
+        if not create and conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+            raise EmptyDatabase(str(target))
         conn.execute("PRAGMA journal_mode = WAL").fetchone()
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")
@@ -146,6 +162,7 @@ __all__ = [
     "DB_ERRORS",
     "KEY_BYTES",
     "DatabaseError",
+    "EmptyDatabase",
     "IntegrityError",
     "NotADatabase",
     "OperationalError",
