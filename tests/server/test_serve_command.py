@@ -53,7 +53,8 @@ def test_flags_override_and_allow_remote_opts_in(runs: list[dict[str, Any]],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMALLHOLD_SERVER__PORT", "9000")
     result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--allow-remote",
-                                       "--model", "scripted", "--log-level", "warning"])
+                                       "--api-key", "k3y", "--model", "scripted",
+                                       "--log-level", "warning"])
     assert result.exit_code == 0, result.output
     (call,) = runs
     assert (call["host"], call["port"], call["log_level"]) == ("0.0.0.0", 9000, "warning")

@@ -1,4 +1,8 @@
-"""``smallhold serve``: the OpenAI-compatible API on this machine (127.0.0.1 unless told)."""
+"""``smallhold serve``: the OpenAI-compatible API on this machine (127.0.0.1 unless told).
+
+Other machines may call it only with ``--allow-remote``, and then only with an API key: the
+command refuses to start otherwise, and says so on one line.
+"""
 
 from __future__ import annotations
 
@@ -34,17 +38,22 @@ def is_loopback(host: str) -> bool:
 @click.option("-m", "--model", help="Default chat model for requests that name none.")
 @click.option("--preload", is_flag=True, help="Load the default model before serving.")
 @click.option("--allow-remote", is_flag=True,
-              help="Allow a non-loopback --host: other machines could then use your models.")
+              help="Allow a non-loopback --host: other machines could then use your models "
+                   "(needs an API key).")
+@click.option("--api-key", metavar="KEY",
+              help="Require 'Authorization: Bearer KEY' [default: server.api_key; "
+                   "SMALLHOLD_SERVER__API_KEY keeps it out of the process list].")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @json_option
 @handle_errors
 def serve(host: str | None, port: int | None, model: str | None, preload: bool,
-          allow_remote: bool, log_level: str, as_json: bool) -> None:
+          allow_remote: bool, api_key: str | None, log_level: str, as_json: bool) -> None:
     """Serve /v1/chat/completions, /v1/embeddings and /v1/models for OpenAI clients."""
     import uvicorn
 
     from smallhold.runtime.runtime import Runtime
     from smallhold.server import create_app
+    from smallhold.server.guard import server_policy
 
     paths = resolve_paths()
     settings = load_settings(paths)
@@ -55,6 +64,9 @@ def serve(host: str | None, port: int | None, model: str | None, preload: bool,
             f"{host} is reachable from other machines; smallhold listens on loopback only "
             "unless you pass --allow-remote (anyone who can reach it can use your models)."
         )
+    # Before anything is loaded: a server that would be open to every caller never starts.
+    policy = server_policy(settings.server, host=host, port=port, api_key=api_key,
+                           allow_remote=allow_remote)
     if model:
         settings = settings.model_copy(update={
             "runtime": settings.runtime.model_copy(update={"default_model": model})})
@@ -76,7 +88,10 @@ def serve(host: str | None, port: int | None, model: str | None, preload: bool,
             err_console.print(f"smallhold: OpenAI-compatible API at {url} "
                               f"(backend {runtime.backend.name}, default model {default})",
                               soft_wrap=True)
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level=log_level)
+        if not is_loopback(host):
+            err_console.print(f"smallhold: warning: {host} is reachable from other machines; "
+                              "every request needs the API key.", soft_wrap=True)
+        uvicorn.run(create_app(runtime, policy), host=host, port=port, log_level=log_level)
     finally:
         runtime.close()
 

@@ -32,6 +32,7 @@ from smallhold.runtime.speculative import (
     LookupStats,
     PromptLookup,
 )
+from smallhold.runtime.structured import schema_grammar
 from smallhold.runtime.types import (
     CancelToken,
     Delta,
@@ -246,7 +247,8 @@ class LlamaEngine:
 
         text = json.dumps(schema, sort_keys=True)
         if text not in self._grammars:
-            self._grammars[text] = LlamaGrammar.from_json_schema(text, verbose=False)
+            self._grammars[text] = LlamaGrammar.from_string(schema_grammar(schema),
+                                                            verbose=False)
         return self._grammars[text]
 
     def generate(self, tokens: list[int], params: GenerationParams, *, session: str | None = None,

@@ -5,6 +5,9 @@
     POST /v1/chat/completions    chat, JSON or Server-Sent Events; X-Smallhold-Session keys KV reuse
     POST /v1/embeddings          all-MiniLM-L6-v2 sentence vectors
 
+Every request first passes the guard (:mod:`smallhold.server.guard`): Host, Origin, API key,
+JSON content type and body size are checked before any endpoint reads a byte of the body.
+
 Blocking work (generation, embedding, file checks, the model manager's lock) runs in worker
 threads, so the event loop always answers. Generations for one model run one at a time on
 that model's own thread, in arrival order (``generation.ModelThreads``); the server itself
@@ -22,12 +25,14 @@ import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from smallhold.errors import SmallholdError, UnknownModelError
+from smallhold.errors import ContextOverflowError, SmallholdError, UnknownModelError
+from smallhold.httpguard import AUTHENTICATED, GuardPolicy, RequestGuard
 from smallhold.runtime import assets
 from smallhold.runtime.registry import MODELS, get_model
 from smallhold.server.chat import ChatCompletion
@@ -40,6 +45,7 @@ from smallhold.server.errors import (
     unexpected,
 )
 from smallhold.server.generation import ModelThreads
+from smallhold.server.guard import openai_error, server_policy
 from smallhold.server.schemas import (
     MAX_SESSION_CHARS,
     ChatCompletionRequest,
@@ -52,6 +58,11 @@ if TYPE_CHECKING:
 
 SESSION_HEADER = "x-smallhold-session"
 _USABLE = ("ready", "assemblable")
+PROMPT_CHARS_PER_TOKEN = 16
+"""A prompt longer than this many characters per token of context cannot fit, and is refused
+before it is tokenised (tokenising megabytes takes the model's thread for a minute). English
+and code average 3 to 5 characters per token in every tokenizer smallhold ships; 16 leaves
+room for long whitespace runs, and a prompt under the bound is still counted exactly."""
 
 
 def _runtime(request: Request) -> Runtime:
@@ -59,18 +70,23 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def _body(request: Request, model: type[BaseModel]) -> Any:
-    data = parse_json(await request.body())
+def _validated(raw: bytes, model: type[BaseModel]) -> Any:
+    data = parse_json(raw)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise from_validation(exc) from None
 
 
+async def _body(request: Request, model: type[BaseModel]) -> Any:
+    # Parsing a body of megabytes, or compiling its response_format, is CPU work: in a thread.
+    return await anyio.to_thread.run_sync(_validated, await request.body(), model)
+
+
 def chat_model_names(runtime: Runtime) -> list[str]:
     """Models a chat request may name (blocking: looks at model files)."""
-    if runtime.backend.name == "llama":
-        return [spec.name for spec in MODELS if spec.kind in ("chat", "base")
+    if runtime.backend.name == "llama":  # a base model has no chat template: it cannot chat
+        return [spec.name for spec in MODELS if spec.kind == "chat"
                 and assets.status(spec, runtime.paths.models_dir).status in _USABLE]
     names = [runtime.resolve_model(None)]
     declared = getattr(runtime.backend, "models", None)
@@ -88,6 +104,10 @@ def resolve_chat_model(runtime: Runtime, requested: str | None) -> str:
                 f"{spec.name} is an embedding model; use POST /v1/embeddings for it, or pick a "
                 "chat model from GET /v1/models."
             )
+        if spec.kind != "chat":
+            raise ApiError(400, f"{spec.name} is a base model with no chat template, so it "
+                                "cannot chat; use an instruct model from GET /v1/models.",
+                           param="model", code="model_not_chat")
         return spec.name
     if requested is None:
         return runtime.resolve_model(None)
@@ -110,11 +130,30 @@ def _session(request: Request, body: ChatCompletionRequest) -> str | None:
     return session or None
 
 
+def check_prompt_size(runtime: Runtime, model: str, body: ChatCompletionRequest) -> None:
+    """Refuse a prompt that cannot fit ``model``'s context by its length in characters alone
+    (blocking: the backend may look at the device to know the context)."""
+    chars = sum(len(m.content) for m in body.to_messages())
+    context = runtime.backend.context_length(model)
+    limit = context * PROMPT_CHARS_PER_TOKEN
+    if chars > limit:
+        raise ContextOverflowError(
+            f"the prompt is {chars:,} characters, more than {model}'s {context:,}-token context "
+            f"can hold (at most {limit:,} characters); shorten the conversation."
+        )
+
+
+def _chat_model(runtime: Runtime, body: ChatCompletionRequest) -> str:
+    model = resolve_chat_model(runtime, body.model)
+    check_prompt_size(runtime, model, body)
+    return model
+
+
 async def chat_completions(request: Request) -> ASGIApp:
     runtime = _runtime(request)
     try:
         body: ChatCompletionRequest = await _body(request, ChatCompletionRequest)
-        model = await anyio.to_thread.run_sync(resolve_chat_model, runtime, body.model)
+        model = await anyio.to_thread.run_sync(_chat_model, runtime, body)
         session = _session(request, body)
     except Exception as exc:
         return from_exception(exc).response()
@@ -175,12 +214,22 @@ def _health(runtime: Runtime) -> dict[str, Any]:
 
 
 async def health(request: Request) -> Response:
+    # Open without the API key (for supervisors), so then it tells nothing but that it is up.
+    if not getattr(request.state, AUTHENTICATED, True):
+        return JSONResponse({"status": "ok"})
     # The manager's lock is held while a model loads: ask it from a thread.
     return JSONResponse(await anyio.to_thread.run_sync(_health, _runtime(request)))
 
 
-def create_app(runtime: Runtime) -> Starlette:
-    """The ASGI app; ``uvicorn.run(create_app(runtime))`` serves it."""
+def create_app(runtime: Runtime, policy: GuardPolicy | None = None) -> Starlette:
+    """The ASGI app; ``uvicorn.run(create_app(runtime, policy))`` serves it.
+
+    ``policy`` says who may call it (``smallhold serve`` builds it for the address it binds);
+    None: loopback on any port, with ``runtime.settings.server``'s key, limits and origins.
+    """
+    if policy is None:
+        server = runtime.settings.server
+        policy = server_policy(server, host=server.host, port=None)
     threads = ModelThreads()
 
     @asynccontextmanager
@@ -199,6 +248,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/v1/embeddings", embeddings, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_exception, Exception: unexpected},
+        middleware=[Middleware(RequestGuard, policy=policy, error=openai_error)],
     )
     app.state.runtime = runtime
     app.state.model_threads = threads

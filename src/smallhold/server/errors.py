@@ -84,14 +84,44 @@ def from_validation(exc: ValidationError) -> ApiError:
     return ApiError(400, message, param=param, code=code)
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a request body may have. The API's own bodies need
+about 8 (a response_format schema a few more); deeper input only serves to exhaust the stack
+of whatever walks it next (the JSON parser, pydantic, the schema converter)."""
+
+
+def _too_deep(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests more than ``limit`` levels; iterative, so it cannot recurse."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    too_deep = ApiError(400, f"the request body nests arrays or objects more than "
+                             f"{MAX_JSON_DEPTH} levels deep; flatten it.", code="invalid_json")
     try:
         data = json.loads(raw)
+    except RecursionError:  # deeper than the interpreter's recursion limit
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON ({exc}); send a JSON object.",
                        code="invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object.", code="invalid_json")
+    if _too_deep(data, MAX_JSON_DEPTH):
+        raise too_deep
     return data
 
 

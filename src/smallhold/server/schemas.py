@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from smallhold.errors import InvalidSchemaError
+from smallhold.runtime.structured import schema_grammar
 from smallhold.runtime.types import GenerationParams, Message
 
 MAX_SESSION_CHARS = 200
@@ -49,6 +51,17 @@ class JsonSchemaFormat(_Body):
     description: str | None = None
     schema_: dict[str, Any] = Field(alias="schema")
     strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _decodable(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        """A schema that cannot become a decoding grammar is the client's mistake: say so
+        now, as a 400, not when the model is about to decode."""
+        try:
+            schema_grammar(schema)
+        except InvalidSchemaError as exc:
+            raise ValueError(str(exc).rstrip(".")) from None  # the 400 adds one
+        return schema
 
 
 class ResponseFormat(_Body):
