@@ -94,6 +94,7 @@ def note(i: int, round_no: int) -> Note:
 
 def sync_once(handle: VaultHandle, url: str, key: bytes, batch: int) -> dict[str, Any]:
     with RelayClient(url, crypto.GroupKeys.from_sync_key(key)) as relay:
+        relay.create_group()  # what `sync pair` does; a no-op once the group is there
         return SyncClient(handle, relay, batch_changes=batch).run().as_dict()
 
 
@@ -105,6 +106,7 @@ def file_copy(handle: VaultHandle, url: str, label: str) -> dict[str, Any]:
     keys = crypto.GroupKeys.from_sync_key(crypto.new_sync_key())
     piece = 8 * 2**20
     with RelayClient(url, keys) as relay:
+        relay.create_group()
         started = time.perf_counter()
         for n, at in enumerate(range(0, len(data), piece)):
             name = f"{label}-{n}"

@@ -44,6 +44,8 @@ def test_relay_process_accepts_a_sealed_batch_and_keeps_it(tmp_path: Path) -> No
                         break
                 except httpx.TransportError:
                     time.sleep(0.05)
+            assert client.put(f"/v1/groups/{keys.group_id}", headers={
+                "Authorization": f"Bearer {keys.token}"}, json={}).status_code == 201
             response = client.post(f"/v1/groups/{keys.group_id}/batches",
                                    headers={"Authorization": f"Bearer {keys.token}"},
                                    json={"device": "dev-a", "batch_id": "1-1",

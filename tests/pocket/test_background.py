@@ -23,6 +23,7 @@ from smallhold.store.memory import MemoryStore, TextEmbedder
 from smallhold.store.sync import crypto
 from smallhold.store.sync.client import SyncSettings
 from smallhold.store.sync.relay import RelayStore, create_relay_app
+from smallhold.store.sync.transport import RelayClient
 
 
 class Clock:
@@ -103,6 +104,7 @@ def test_conversations_reach_a_paired_device_only_on_the_charger_and_when_enable
         pocket = Pocket(runtime, handle, embedder,
                         sync=lambda h: sync_if_paired(h, http=relay))
         SyncSettings(handle).join(key, "http://relay")
+        RelayClient("http://relay", SyncSettings(handle).keys(), http=relay).create_group()
         pockets.append(pocket)
     phone, laptop = pockets
     list(phone.ask("trip", "my passport number is X123"))

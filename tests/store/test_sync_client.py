@@ -15,7 +15,6 @@ from starlette.testclient import TestClient
 
 from smallhold.errors import (
     PairingError,
-    RelayProtocolError,
     RelayUnreachableError,
     SyncError,
     SyncNotAllowedError,
@@ -46,6 +45,7 @@ class Device:
         self.settings = SyncSettings(self.handle)
         self.settings.join(sync_key, "http://relay")
         self.http = http
+        RelayClient("http://relay", self.settings.keys(), http=http).create_group()  # pairing
 
     def client(self) -> SyncClient:
         relay = RelayClient("http://relay", self.settings.keys(), http=self.http)
@@ -199,7 +199,7 @@ def test_replayed_and_resent_batches_apply_nothing_twice(
     assert response.json()["duplicate"] is True
 
 
-def test_a_batch_moved_under_another_name_is_refused_and_nothing_applied(
+def test_a_batch_moved_under_another_name_is_quarantined_and_nothing_applied(
         pair: tuple[Device, Device], relay: tuple[TestClient, RelayStore]) -> None:
     a, b = pair
     a.notes.put({"title": "first"})
@@ -207,21 +207,22 @@ def test_a_batch_moved_under_another_name_is_refused_and_nothing_applied(
     store = relay[1]
     store.conn.execute("UPDATE batches SET batch_id = 'forged'")
     before = b.state()
-    with pytest.raises(RelayProtocolError, match="failed authentication"):
-        b.sync()
+    assert b.sync()["quarantined_batches"] == 1
     assert b.state() == before
-    assert b.settings.status()["relay_cursor"] == 0  # retried next time, not skipped
+    [kept] = b.settings.quarantined_batches()
+    assert kept["batch_id"] == "forged" and "failed authentication" in kept["reason"]
+    assert b.settings.status()["relay_cursor"] == 1  # skipped: it can never open
 
 
-def test_relay_garbage_and_unreachable_are_typed_errors(
+def test_relay_garbage_is_quarantined_and_unreachable_is_a_typed_error(
         pair: tuple[Device, Device], relay: tuple[TestClient, RelayStore]) -> None:
     a, _ = pair
     a.notes.put({"title": "kept locally"})
     store = relay[1]
     store.conn.execute("INSERT INTO batches (group_id, device, batch_id, blob, received_at) "
                        "VALUES (?, 'other', '1-1', x'00', 0)", (a.settings.keys().group_id,))
-    with pytest.raises(RelayProtocolError, match="too short"):
-        a.sync()
+    assert a.sync()["quarantined_batches"] == 1
+    assert "too short" in a.settings.quarantined_batches()[0]["reason"]
     dead = RelayClient("http://127.0.0.1:9", a.settings.keys(), timeout_s=2)
     with pytest.raises(RelayUnreachableError, match="did not answer"):
         SyncClient(a.handle, dead).run()
@@ -278,17 +279,15 @@ def test_joining_another_group_needs_replace(pair: tuple[Device, Device]) -> Non
         a.settings.join(crypto.new_sync_key(), "http://relay")
 
 
-def test_an_authentic_batch_that_is_not_ours_or_a_zip_bomb_is_refused(
+def test_an_authentic_batch_that_is_not_ours_or_a_zip_bomb_is_quarantined(
         pair: tuple[Device, Device], relay: tuple[TestClient, RelayStore]) -> None:
     a, b = pair
     keys = a.settings.keys()
     relay[1].put_batch(keys.group_id, "devz", "1-1",
                        crypto.seal(keys, "devz", "1-1", b'{"format": 1, "changes": []}'))
-    with pytest.raises(RelayProtocolError, match="not compressed JSON"):
-        b.sync()
-    relay[1].conn.execute("DELETE FROM batches")
     bomb = zlib.compress(b" " * (80 * 2**20), 9)
     relay[1].put_batch(keys.group_id, "devz", "2-2", crypto.seal(keys, "devz", "2-2", bomb))
-    with pytest.raises(RelayProtocolError, match="inflates past"):
-        b.sync()
+    assert b.sync()["quarantined_batches"] == 2
+    reasons = [q["reason"] for q in b.settings.quarantined_batches()]
+    assert "not compressed JSON" in reasons[0] and "inflates past" in reasons[1]
     assert b.state() == {}

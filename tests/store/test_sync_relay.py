@@ -41,6 +41,12 @@ def auth(keys: crypto.GroupKeys) -> dict[str, str]:
     return {"Authorization": f"Bearer {keys.token}"}
 
 
+def register(client: TestClient, keys: crypto.GroupKeys) -> None:
+    """What ``sync pair`` does: the relay makes a group only when asked to."""
+    assert client.put(f"/v1/groups/{keys.group_id}", headers=auth(keys),
+                      json={}).status_code == 201
+
+
 def upload(client: TestClient, keys: crypto.GroupKeys, device: str, batch_id: str,
            blob: bytes) -> dict[str, object]:
     response = client.post(f"/v1/groups/{keys.group_id}/batches", headers=auth(keys),
@@ -73,6 +79,7 @@ def test_relay_stores_only_ciphertext_and_is_idempotent(
         relay: tuple[TestClient, RelayStore], tmp_path: Path) -> None:
     client, _ = relay
     keys = crypto.GroupKeys.from_sync_key(crypto.new_sync_key())
+    register(client, keys)
     blob = crypto.seal(keys, "dev-a", "1-3", SECRET)
     first = upload(client, keys, "dev-a", "1-3", blob)
     again = upload(client, keys, "dev-a", "1-3", blob)
@@ -94,13 +101,15 @@ def test_relay_stores_only_ciphertext_and_is_idempotent(
 def test_strangers_and_garbage_are_refused(relay: tuple[TestClient, RelayStore]) -> None:
     client, _ = relay
     keys = crypto.GroupKeys.from_sync_key(crypto.new_sync_key())
+    register(client, keys)
     upload(client, keys, "dev-a", "1-1", crypto.seal(keys, "dev-a", "1-1", b"{}"))
     url = f"/v1/groups/{keys.group_id}/batches"
     assert client.get(url, headers={"Authorization": "Bearer nope"}).status_code == 403
     assert client.get(url).status_code == 403
-    bad = client.post(url, headers=auth(keys), content=b"{not json")
+    as_json = {**auth(keys), "Content-Type": "application/json"}
+    bad = client.post(url, headers=as_json, content=b"{not json")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_json"
-    bad = client.post(url, headers=auth(keys), content=json.dumps({"device": "x"}))
+    bad = client.post(url, headers=as_json, content=json.dumps({"device": "x"}))
     assert bad.status_code == 400
     bad = client.post(url, headers=auth(keys),
                       json={"device": "x", "batch_id": "1", "blob": "***"})

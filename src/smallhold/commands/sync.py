@@ -1,8 +1,9 @@
 """``smallhold sync``: device sync through a relay that stores only ciphertext.
 
-One device runs ``sync pair`` and shows a code; the other runs ``sync join CODE``. Nothing
-leaves a device until the user enables a collection (``sync enable NAME``); ``sync now`` pushes
-and pulls, ``sync conflicts`` shows the edits that lost a conflict and restores them.
+One device runs ``sync pair`` (which registers the group on the relay) and shows a code; the
+other runs ``sync join CODE``. Nothing leaves a device until the user enables a collection
+(``sync enable NAME``); ``sync now`` pushes and pulls, ``sync conflicts`` shows the edits that
+lost a conflict and restores them, ``sync quarantine`` what was received but not applied.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 import click
 from rich.table import Table
 
+from smallhold.apps.pocket.conversations import CONVERSATIONS, TURNS
 from smallhold.commands.serve import is_loopback
 from smallhold.console import console, emit_json, err_console, handle_errors, json_option
 from smallhold.console import profile_option as profile_opt
+from smallhold.errors import SyncNotAllowedError
 from smallhold.paths import resolve_paths
 from smallhold.store.collections import known_models
 from smallhold.store.handle import VaultHandle
@@ -31,6 +34,7 @@ from smallhold.store.sync.transport import RelayClient
 from smallhold.store.vault import open_vault
 
 DEFAULT_PORT = 8738
+OFFERED = (CONVERSATIONS, TURNS)  # what the apps write for sync, before a first record exists
 
 
 @click.group()
@@ -47,27 +51,43 @@ def sync() -> None:
               help="Listen on a non-loopback address (the relay only ever holds ciphertext).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--max-groups", type=click.IntRange(1), default=100, show_default=True,
+              help="Device groups this relay accepts (a group is registered by `sync pair`).")
+@click.option("--group-max-mb", type=click.IntRange(1), default=1024, show_default=True,
+              help="Sealed batches one group may store, in MiB; uploads past it are refused.")
+@click.option("--group-max-batches", type=click.IntRange(1), default=100_000,
+              show_default=True, help="Batches one group may store.")
 @json_option
 @handle_errors
 def serve(host: str, port: int, db: Path | None, allow_remote: bool, log_level: str,
-          as_json: bool) -> None:
+          max_groups: int, group_max_mb: int, group_max_batches: int, as_json: bool) -> None:
     """Run the relay: a mailbox of sealed batches per device group, no keys, no plaintext."""
     import uvicorn
 
-    from smallhold.store.sync.relay import RelayStore, create_relay_app
+    from smallhold.store.sync.relay import (
+        LOOPBACK_HOSTS,
+        RelayStore,
+        create_relay_app,
+        relay_policy,
+    )
 
     if not is_loopback(host) and not allow_remote:
         raise click.UsageError(f"{host} is reachable from other machines; pass --allow-remote "
                                "to serve the relay there (it stores only ciphertext).")
     path = db or resolve_paths().data_dir / "relay" / "relay.db"
-    store = RelayStore(path)
+    store = RelayStore(path, max_groups=max_groups, group_max_bytes=group_max_mb * 2**20,
+                       group_max_batches=group_max_batches)
+    # On loopback only local names may reach it (a rebound DNS name in a browser may not);
+    # a relay serving other machines cannot know the names they use.
+    policy = relay_policy(LOOPBACK_HOSTS | {host}, port) if is_loopback(host) else None
     try:
         url = f"http://{host}:{port}"
         if as_json:
             click.echo(json.dumps({"url": url, "db": str(path), "pid": os.getpid()}))
         else:
             err_console.print(f"smallhold relay at {url} (database {path})", soft_wrap=True)
-        uvicorn.run(create_relay_app(store), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_relay_app(store, policy=policy), host=host, port=port,
+                    log_level=log_level)
     finally:
         store.close()
 
@@ -113,7 +133,8 @@ def pair(profile: str, relay: str | None, ttl: int, as_json: bool) -> None:
         key = settings.sync_key
         assert key is not None
         code = pairing.new_code()
-        with RelayClient(url) as client:
+        with RelayClient(url, settings.keys()) as client:
+            client.create_group()  # the relay makes groups only on this explicit call
             client.put_pairing(pairing.drop_id(code), pairing.seal_invitation(
                 code, pairing.Invitation(key, url, handle.device_id)), ttl)
     if as_json:
@@ -158,6 +179,12 @@ def enable(profile: str, collections: tuple[str, ...], as_json: bool) -> None:
     """Allow COLLECTIONS to sync from and to this device."""
     with _vault(profile) as handle:
         settings = SyncSettings(handle)
+        synced = sorted({*OFFERED, *settings.collections_here(), *settings.enabled()})
+        unknown = [name for name in collections if name not in synced]
+        if unknown:
+            raise SyncNotAllowedError(
+                f"no collection named {', '.join(map(repr, unknown))} syncs from this vault; "
+                f"the collections that can sync are: {', '.join(synced)}.")
         for name in collections:
             settings.enable(name)
         enabled = list(settings.enabled())
@@ -207,7 +234,8 @@ def status(profile: str, as_json: bool) -> None:
         table.add_row(c["name"], "yes" if c["enabled"] else "no", str(c["pending"]))
     console.print(table)
     console.print(f"{info['conflicts']} conflict record(s), {info['quarantined']} "
-                  "quarantined change(s).")
+                  f"quarantined change(s), {info['quarantined_batches']} quarantined "
+                  "batch(es) (`smallhold sync quarantine` lists them).")
 
 
 @sync.command()
@@ -231,7 +259,31 @@ def now(profile: str, relay: str | None, batch_changes: int, as_json: bool) -> N
         console.print(f"Sent {report.pushed_changes} change(s) in {report.pushed_batches} "
                       f"batch(es), applied {report.applied} of {report.pulled_batches} "
                       f"batch(es); {report.merged} conflict(s) kept local; "
-                      f"{report.quarantined} quarantined ({report.seconds:.2f} s).")
+                      f"{report.quarantined} change(s) and {report.quarantined_batches} "
+                      f"unreadable batch(es) quarantined ({report.seconds:.2f} s).")
+
+
+@sync.command()
+@profile_opt
+@json_option
+@handle_errors
+def quarantine(profile: str, as_json: bool) -> None:
+    """What was received but not applied: unreadable batches and invalid changes, and why."""
+    with _vault(profile) as handle:
+        settings = SyncSettings(handle)
+        batches, changes = settings.quarantined_batches(), settings.quarantine()
+    if as_json:
+        emit_json({"batches": batches, "changes": changes})
+        return
+    table = Table("relay seq", "from device", "batch", "what", "at", "reason")
+    for b in batches:
+        table.add_row(str(b["relay_seq"]), b["device"][:12], b["batch_id"][:24],
+                      f"whole batch, {b['size']} bytes", _when(b["at"]), b["reason"])
+    for c in changes:
+        table.add_row(str(c["relay_seq"]), c["device"][:12], c["batch_id"][:24],
+                      f"{c['collection']}/{c['record_id']}" if c["collection"] else
+                      "whole batch", _when(c["at"]), c["reason"])
+    console.print(table if batches or changes else "Nothing quarantined.")
 
 
 @sync.group()

@@ -16,10 +16,20 @@ A change that is authentic (it opened under the group key) but not valid, such a
 failing its collection's model or a version claiming another device, is kept in
 ``sync_quarantine`` with the reason and not applied, so one bad record neither blocks sync
 nor slips into the data.
+
+A batch that cannot be read at all (too short, failing authentication, not compressed JSON, a
+zip bomb, not in the sync format) is recorded in ``sync_quarantined_batches`` with its relay
+sequence number, device, batch id, size, SHA-256 and the reason, and the cursor moves past it
+with the rest of the page. Every member holds the relay token and the relay operator holds the
+database, so either can post garbage: it must cost one quarantine row, never block the
+batches behind it. The blob itself is not kept: it is useless here, up to 16 MiB each, and
+the relay still has it under that sequence number (re-reading the relay, as ``enable`` does,
+tries it again; the row is not duplicated).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -52,6 +62,12 @@ MIGRATIONS = (
             relay_seq INTEGER NOT NULL, collection TEXT, record_id TEXT, version TEXT,
             reason TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL);
     """),
+    Migration("0002_quarantined_batches", """
+        CREATE TABLE sync_quarantined_batches (
+            id INTEGER PRIMARY KEY, relay_seq INTEGER NOT NULL, device TEXT NOT NULL,
+            batch_id TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+            reason TEXT NOT NULL, at REAL NOT NULL, UNIQUE (device, batch_id, sha256));
+    """),
 )
 KEY_META = "sync.key"
 RELAY_META = "sync.relay"
@@ -63,6 +79,7 @@ WIRE_FORMAT = 1
 
 
 MAX_BATCH_JSON = 64 * 2**20
+MAX_NAME_KEPT = 128  # a device or batch id longer than the relay allows is cut when recorded
 
 
 def pack(payload: dict[str, Any]) -> bytes:
@@ -79,10 +96,10 @@ def unpack(blob: bytes, batch: SealedBatch) -> bytes:
     except zlib.error:
         raise RelayProtocolError(f"batch {batch.batch_id} from device {batch.device} is "
                                  "authentic but not compressed JSON: that device runs an "
-                                 "incompatible smallhold. Nothing was applied.") from None
+                                 "incompatible smallhold; not applied.") from None
     if inflate.unconsumed_tail or not inflate.eof:
         raise RelayProtocolError(f"batch {batch.batch_id} from device {batch.device} inflates "
-                                 f"past {MAX_BATCH_JSON // 2**20} MiB; refused, nothing applied.")
+                                 f"past {MAX_BATCH_JSON // 2**20} MiB; not applied.")
     return data
 
 
@@ -114,6 +131,7 @@ class SyncReport:
     merged: int = 0
     not_enabled: int = 0
     quarantined: int = 0
+    quarantined_batches: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
@@ -198,6 +216,7 @@ class SyncSettings:
                 "FROM sync_collections s ORDER BY s.collection",
                 (self.handle.device_id,)).fetchall()
             quarantined = conn.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0]
+            batches = conn.execute("SELECT count(*) FROM sync_quarantined_batches").fetchone()[0]
         key = self.sync_key
         last = self.handle.meta(LAST_SYNC_META)
         return {
@@ -210,6 +229,7 @@ class SyncSettings:
             "relay_cursor": int(self.handle.meta(CURSOR_META) or 0),
             "last_sync_at": float(last) if last else None,
             "quarantined": int(quarantined),
+            "quarantined_batches": int(batches),
         }
 
     def quarantine(self) -> list[dict[str, Any]]:
@@ -220,6 +240,22 @@ class SyncSettings:
         keys = ("device", "batch_id", "relay_seq", "collection", "record_id", "version",
                 "reason", "at")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def quarantined_batches(self) -> list[dict[str, Any]]:
+        """Batches that could not be read, oldest first: where they are and why."""
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT relay_seq, device, batch_id, size, sha256, reason, at "
+                "FROM sync_quarantined_batches ORDER BY id").fetchall()
+        keys = ("relay_seq", "device", "batch_id", "size", "sha256", "reason", "at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def collections_here(self) -> list[str]:
+        """Collections with versions in this vault's change log (written here or received)."""
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT DISTINCT collection FROM changes ORDER BY collection").fetchall()
+        return [str(r[0]) for r in rows]
 
 
 class SyncClient:
@@ -274,27 +310,50 @@ class SyncClient:
             page = self.relay.batches(after, PAGE_BATCHES)
             if not page:
                 return
-            opened = [(b, None if b.device == self.me
-                       else unpack(open_sealed(self.keys, b.device, b.batch_id, b.blob), b))
-                      for b in page]  # all authentic before anything is applied
-            with self.handle.transaction() as conn:
+            opened = [(b, self._open(b)) for b in page if b.device != self.me]
+            with self.handle.transaction() as conn:  # the page, its quarantine and the cursor
                 clock = vault_clock(self.handle)
-                for batch, payload in opened:
-                    if payload is not None:
-                        self._apply_batch(conn, clock, batch, payload, enabled, report)
+                for batch, wire in opened:
+                    if isinstance(wire, str):
+                        report.quarantined_batches += self._quarantine_batch(conn, batch, wire)
+                    else:
+                        self._apply_batch(conn, clock, batch, wire, enabled, report)
                         report.pulled_batches += 1
                 self.handle.set_meta(CLOCK_KEY, clock.last.encode())
                 self.handle.set_meta(CURSOR_META, str(page[-1].seq))
 
-    def _apply_batch(self, conn: sqlite3.Connection, clock: HybridClock, batch: SealedBatch,
-                     payload: bytes, enabled: set[str], report: SyncReport) -> None:
+    def _open(self, batch: SealedBatch) -> WireBatch | str:
+        """The batch's changes, or why it cannot be read (it is then quarantined, not applied).
+
+        Authentication, inflation and format are all checked here, before the page's
+        transaction, so nothing of a batch is applied unless all of it parsed.
+        """
         try:
-            wire = WireBatch.model_validate_json(payload)
+            payload = unpack(open_sealed(self.keys, batch.device, batch.batch_id, batch.blob),
+                             batch)
+            return WireBatch.model_validate_json(payload)
+        except RelayProtocolError as exc:
+            return str(exc)
         except ValidationError as exc:
-            self._quarantine(conn, batch, None, f"the batch is not in the sync format: "
-                             f"{exc.errors()[0]['msg']}", payload.decode(errors="replace"))
-            report.quarantined += 1
-            return
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the batch"
+            return (f"batch {batch.batch_id} from device {batch.device} is authentic but not "
+                    f"in the sync format ({where}: {first['msg']}): that device runs an "
+                    "incompatible smallhold.")
+
+    def _quarantine_batch(self, conn: sqlite3.Connection, batch: SealedBatch,
+                          reason: str) -> int:
+        """Record an unreadable batch once (a re-read of the relay adds no row); 1 if new."""
+        return conn.execute(
+            "INSERT INTO sync_quarantined_batches (relay_seq, device, batch_id, size, sha256, "
+            "reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (device, batch_id, sha256) DO NOTHING",
+            (batch.seq, batch.device[:MAX_NAME_KEPT], batch.batch_id[:MAX_NAME_KEPT],
+             len(batch.blob), hashlib.sha256(batch.blob).hexdigest(), reason,
+             self.clock())).rowcount
+
+    def _apply_batch(self, conn: sqlite3.Connection, clock: HybridClock, batch: SealedBatch,
+                     wire: WireBatch, enabled: set[str], report: SyncReport) -> None:
         for change in wire.changes:
             if change.collection not in enabled:
                 report.not_enabled += 1
@@ -337,14 +396,13 @@ class SyncClient:
             return "record data is not JSON"
         return None
 
-    def _quarantine(self, conn: sqlite3.Connection, batch: SealedBatch,
-                    change: WireChange | None, reason: str, payload: str) -> None:
+    def _quarantine(self, conn: sqlite3.Connection, batch: SealedBatch, change: WireChange,
+                    reason: str, payload: str) -> None:
         conn.execute(
             "INSERT INTO sync_quarantine (device, batch_id, relay_seq, collection, record_id, "
             "version, reason, payload, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (batch.device, batch.batch_id, batch.seq, change and change.collection,
-             change and change.record_id, change and change.version, reason, payload,
-             self.clock()))
+            (batch.device, batch.batch_id, batch.seq, change.collection, change.record_id,
+             change.version, reason, payload, self.clock()))
 
     def _apply(self, conn: sqlite3.Connection, clock: HybridClock, change: WireChange,
                report: SyncReport) -> None:

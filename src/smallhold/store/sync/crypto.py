@@ -60,18 +60,22 @@ def seal(keys: GroupKeys, device: str, batch_id: str, payload: bytes) -> bytes:
 
 
 def open_sealed(keys: GroupKeys, device: str, batch_id: str, blob: bytes) -> bytes:
-    """Decrypt a batch; a forged, altered or moved blob is :class:`RelayProtocolError`."""
+    """Decrypt a batch; a forged, altered or moved blob is :class:`RelayProtocolError`.
+
+    The message is also the reason a pulling device records when it quarantines the batch.
+    """
     if len(blob) < NONCE_BYTES + 16:
         raise RelayProtocolError(f"batch {batch_id} from device {device} is too short to be "
-                                 "a sealed batch; the relay returned garbage. Nothing applied.")
+                                 f"a sealed batch ({len(blob)} bytes): no device of this group "
+                                 "wrote it; not applied.")
     try:
         return AESGCM(keys.enc).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:],
                                         _aad(keys, device, batch_id))
     except InvalidTag:
         raise RelayProtocolError(
             f"batch {batch_id} from device {device} failed authentication: it was altered, "
-            "replayed under another name, or sealed with another group's key. Nothing was "
-            "applied; if it repeats, the relay is not trustworthy.") from None
+            "replayed under another name, or sealed with another group's key; not applied."
+            ) from None
 
 
 __all__ = ["NONCE_BYTES", "SYNC_KEY_BYTES", "GroupKeys", "new_sync_key", "open_sealed", "seal"]

@@ -14,7 +14,13 @@ from typing import Any
 
 import httpx
 
-from smallhold.errors import PairingError, RelayProtocolError, RelayUnreachableError, SyncError
+from smallhold.errors import (
+    PairingError,
+    RelayProtocolError,
+    RelayRefusedError,
+    RelayUnreachableError,
+    SyncError,
+)
 from smallhold.store.sync.crypto import GroupKeys
 
 
@@ -58,7 +64,7 @@ class RelayClient:
                 "is safe here; run the sync again when the relay is reachable.") from None
         self.sent += len(response.request.content or b"")
         self.received += len(response.content)
-        if response.status_code >= 500:
+        if response.status_code >= 500 and response.status_code != 507:  # 507: quota, below
             raise RelayUnreachableError(f"the relay at {self.url} failed "
                                         f"(HTTP {response.status_code}); try again later.")
         return response
@@ -74,22 +80,46 @@ class RelayClient:
 
     def _body(self, response: httpx.Response, what: str) -> dict[str, Any]:
         if response.status_code == 403:
-            raise SyncError(f"the relay at {self.url} refused this group's token: another "
-                            "group registered the same id, or the relay was reset. Pair the "
-                            "devices again.")
+            raise RelayRefusedError(f"the relay at {self.url} refused this group's token: "
+                                    "another group registered the same id, or the relay was "
+                                    "reset. Pair the devices again.")
         try:
             data = response.json()
         except ValueError:
             data = None
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        error = data.get("error") if isinstance(data, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        if code == "unknown_group":
+            raise RelayRefusedError(f"the relay at {self.url} does not know this sync group "
+                                    "(it was reset, or is not the relay the group was paired "
+                                    "on); run `smallhold sync pair` on a paired device to "
+                                    "register the group there, then sync again.")
+        if response.status_code == 507 and isinstance(error, dict):
+            raise RelayRefusedError(f"the relay at {self.url} refused {what}: "
+                                    f"{error.get('message')}. Nothing was lost here; try "
+                                    "again once there is room.")
+        if isinstance(error, dict):
             raise RelayProtocolError(f"the relay at {self.url} refused {what} (HTTP "
-                                     f"{response.status_code}): {data['error'].get('message')}."
+                                     f"{response.status_code}): {error.get('message')}."
                                      " Nothing was applied.")
-        if not isinstance(data, dict) or response.status_code != 200:
+        if not isinstance(data, dict) or response.status_code not in (200, 201):
             raise RelayProtocolError(f"the relay at {self.url} answered {what} with "
                                      f"HTTP {response.status_code} and no usable JSON; "
                                      "nothing was applied. Is that URL a smallhold relay?")
         return data
+
+    def create_group(self) -> bool:
+        """Register this group on the relay (pairing does it); True when it was new.
+
+        The relay never creates a group as a side effect of an upload, so this explicit call
+        is the only way in; it is idempotent for the group's own token.
+        """
+        keys = self._group()
+        response = self._request("PUT", f"/v1/groups/{keys.group_id}", headers=self._auth(),
+                                 json={})
+        if response.status_code == 405:  # a relay older than this call: it registers a group
+            return False                 # with the group's first upload
+        return bool(self._body(response, "registering the group").get("created"))
 
     def put_batch(self, device: str, batch_id: str, blob: bytes) -> bool:
         """Upload a sealed batch; True when the relay already had it (a retried upload)."""
