@@ -96,6 +96,25 @@ def devices(tmp_path: Path, http: TestClient) -> Iterator[tuple[Device, Device]]
     b.handle.close()
 
 
+def test_a_member_cannot_squat_the_name_of_another_devices_next_batch(
+        devices: tuple[Device, Device], http: TestClient) -> None:
+    """The relay keeps one upload per (device, batch id): a name another member can predict
+    lets that member's garbage stand in for the real batch, which is then never delivered."""
+    a, b = devices
+    keys = a.settings.keys()
+    note = a.notes.put({"title": "the real one"})
+    with a.handle.lock:
+        seqs = [r[0] for r in a.handle.conn.execute(
+            "SELECT seq FROM changes WHERE origin = ? ORDER BY seq", (a.handle.device_id,))]
+    for guess in {f"{seqs[0]}-{seqs[-1]}", f"{seqs[-1]}-{seqs[-1]}", "1-1"}:
+        squat = {"device": a.handle.device_id, "batch_id": guess, "blob": "AAAA"}
+        assert http.post(f"/v1/groups/{keys.group_id}/batches", headers=auth(keys),
+                         json=squat).status_code == 200
+    a.sync()
+    b.sync()
+    assert b.notes.get(note.id).value.title == "the real one"
+
+
 # -- §4: one forged batch must not stop a device's sync -------------------------------------
 
 def test_the_forged_batch_from_the_issue_is_quarantined_and_later_batches_apply(

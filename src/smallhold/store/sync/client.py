@@ -6,11 +6,16 @@ State lives in the vault next to the data it describes, so it commits with it:
 * the relay cursor: the last relay sequence number applied.
 
 Push: for each enabled collection, this device's own versions after its cursor, sealed in
-batches named by their first and last sequence number. The cursor moves only after the relay
-confirmed, so a crash in between re-sends the same batch under the same name, which the relay
-stores once. Pull: one page of batches, opened, validated and applied in one vault
-transaction together with the cursor, so a kill leaves either all of the page or none of it.
-A version already in the log is skipped, so replays and re-sends apply nothing twice.
+batches named by their first and last sequence number and a tag only this device can make
+(an HMAC of the two under a secret kept in this vault). The cursor moves only after the
+relay confirmed, so a crash in between re-sends the same batch under the same name, which
+the relay stores once. The tag is why a name cannot be guessed: the relay stores one upload
+per (device, batch id), so another member who posted garbage under this device's next
+``first-last`` would have had the real batch answered as a duplicate and never delivered.
+
+Pull: one page of batches, opened, validated and applied in one vault transaction together
+with the cursor, so a kill leaves either all of the page or none of it. A version already in
+the log is skipped, so replays and re-sends apply nothing twice.
 
 A change that is authentic (it opened under the group key) but not valid, such as a record
 failing its collection's model or a version claiming another device, is kept in
@@ -30,7 +35,9 @@ tries it again; the row is not duplicated).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import sqlite3
 import time
 import zlib
@@ -72,6 +79,7 @@ MIGRATIONS = (
 KEY_META = "sync.key"
 RELAY_META = "sync.relay"
 CURSOR_META = "sync.pulled_seq"
+BATCH_SECRET_META = "sync.batch_secret"  # never leaves the vault, not even to the group
 LAST_SYNC_META = "sync.last_at"
 BATCH_CHANGES = 500
 PAGE_BATCHES = 50
@@ -276,6 +284,16 @@ class SyncClient:
 
     # -- push -------------------------------------------------------------------------------
 
+    def _batch_id(self, first: int, last: int) -> str:
+        """``first-last-tag``: the same on a re-send, unguessable by the group's members."""
+        secret = self.handle.meta(BATCH_SECRET_META)
+        if secret is None:
+            secret = os.urandom(32).hex()
+            self.handle.set_meta(BATCH_SECRET_META, secret)
+        span = f"{first}-{last}"
+        tag = hmac.new(bytes.fromhex(secret), span.encode(), hashlib.sha256).hexdigest()[:20]
+        return f"{span}-{tag}"
+
     def push(self, report: SyncReport) -> None:
         for collection, pushed in self.settings.enabled().items():
             while True:
@@ -287,7 +305,7 @@ class SyncClient:
                         (collection, self.me, pushed, self.batch_changes)).fetchall()
                 if not rows:
                     break
-                batch_id = f"{rows[0][0]}-{rows[-1][0]}"
+                batch_id = self._batch_id(int(rows[0][0]), int(rows[-1][0]))
                 payload = {"format": WIRE_FORMAT, "changes": [
                     {"collection": collection, "record_id": r[1], "version": r[2],
                      "parents": json.loads(r[3]), "op": r[4], "data": r[5], "at": r[6],
