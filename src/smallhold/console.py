@@ -30,8 +30,25 @@ from smallhold.errors import SmallholdError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+class _Console(Console):
+    """A rich console that never breaks a line of text it writes to a pipe or a file.
+
+    Off a terminal rich wraps at ``COLUMNS``, else 80, so a message a script parses
+    ("Created the vault … (key: keyfile)") came out in pieces. There, text (a ``str`` or
+    :class:`Text`) is printed with ``soft_wrap`` (no inserted newlines). Tables are left to
+    fit the width: under ``soft_wrap`` their cells would run past their borders.
+    """
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
+        if soft_wrap is None and not self.is_terminal and all(
+                isinstance(obj, str | Text) for obj in objects):
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
+
+console = _Console(highlight=False)
+err_console = _Console(stderr=True, highlight=False)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 profile_option = click.option(

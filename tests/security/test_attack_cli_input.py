@@ -168,3 +168,18 @@ def test_error_escaping_a_command_is_still_one_line(monkeypatch: pytest.MonkeyPa
     code, _, err = run("boom")
     assert code == VaultCorruptError.exit_code
     assert one_error_line(err) == f"error: {LONG} and a second line"
+
+
+def test_long_success_message_is_one_line_when_stdout_is_a_pipe(paths: Paths) -> None:
+    """Scripts parse "Created the vault … (key: keyfile)"; rich wrapped it at COLUMNS (or 80)."""
+    key = paths.config_dir / "keys" / "a-key-file-with-a-long-name-so-the-line-is-long.key"
+    env = os.environ | {"COLUMNS": "40", "PYTHON_KEYRING_BACKEND":
+                        "keyring.backends.fail.Keyring"}
+    done = subprocess.run([sys.executable, "-m", "smallhold.cli", "vault", "init", "--key-file",
+                           str(key)], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, lines
+    folder = str(store.vault_files(paths).folder)
+    assert lines[0] == f"Created the vault of profile default in {folder} (key: keyfile)."

@@ -29,7 +29,7 @@ from smallhold.errors import (
     WrongKeyError,
 )
 from smallhold.paths import Paths, resolve_paths
-from smallhold.store import keys
+from smallhold.store import keys, recovery
 from smallhold.store import vault as store
 from smallhold.store.migrations import Migration
 from smallhold.trace import CallRecord, TraceLog
@@ -347,10 +347,25 @@ def test_kill_mid_rekey_leaves_exactly_one_working_key(
                                                          "vault.lock"]
 
 
+def test_unlock_after_a_rekey_killed_past_its_commit_takes_the_new_passphrase(
+        paths: Paths) -> None:
+    """``vault unlock`` read vault.json before recovery finished the rekey: the new
+    passphrase was "wrong" and the old one "damaged" the file until something else opened it.
+    """
+    init_passphrase(paths)
+    new = "the next passphrase, long"
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, "committed", PASS, new],
+                          env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert store.unlock_vault(paths, "default", new, seconds=60).key
+    with pytest.raises(WrongKeyError):
+        store.unlock_vault(paths, "default", PASS, seconds=60)
+
+
 def test_rekey_refuses_while_another_process_has_the_vault_open(
         paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
     init_passphrase(paths)
-    monkeypatch.setattr(store, "LOCK_WAIT_S", 0.2)
+    monkeypatch.setattr(recovery, "LOCK_WAIT_S", 0.2)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom smallhold.paths import resolve_paths\n"
          "from smallhold.store import vault as s\n"

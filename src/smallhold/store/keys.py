@@ -8,6 +8,11 @@ key instead: nothing to guess, and the protection is whatever guards the keyring
 A key check (HMAC-SHA256 of a fixed label) is kept beside the database. SQLCipher reports a
 wrong key and a damaged file with the same words; the check tells the user which it is, and
 it helps a guesser no more than the encrypted first page already does.
+
+Key files live under the config folder by default (:func:`default_key_file`), and
+``vault.json`` names one inside it relative to it (``keys/x.key``,
+:func:`key_file_ref`, :func:`key_file_path`), so a copied home opens with its own key file,
+not the original's.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import argon2.low_level
 
 from smallhold.errors import StoreError, VaultLockedError
+from smallhold.paths import Paths, check_profile
 from smallhold.store.sqlcipher import KEY_BYTES
 
 KEY_CHECK_LABEL = b"smallhold vault key check v1"
@@ -87,6 +93,43 @@ def key_matches(key: bytes, check: str) -> bool:
 
 
 # -- key files ------------------------------------------------------------------------------
+
+
+def default_key_file(paths: Paths, profile: str) -> Path:
+    return paths.config_dir / "keys" / f"{check_profile(profile)}.key"
+
+
+def key_file_ref(config_dir: Path | None, path: str | None) -> str | None:
+    """How ``vault.json`` names a key file: relative to the config folder when inside it.
+
+    A copied or moved home then opens with its own key file, not the original's; a key
+    file the user keeps elsewhere (a USB stick) keeps its absolute path.
+    """
+    if path is None or config_dir is None:
+        return path
+    target = Path(path)
+    for base in (config_dir, config_dir.resolve()):
+        if target.is_absolute() and target.is_relative_to(base):
+            return target.relative_to(base).as_posix()
+    return path
+
+
+def key_file_path(config_dir: Path | None, ref: str | None) -> str | None:
+    """The absolute path, in this home, of the key file ``vault.json`` names.
+
+    ``vault.json`` files written before relative names hold an absolute path; when it points
+    into a ``keys`` folder and this home's ``keys`` folder has a file of that name, that is
+    this home's key (a copied home must not go on using the original home's file).
+    """
+    if ref is None or config_dir is None:
+        return ref
+    path = Path(ref)
+    if not path.is_absolute():
+        return str(config_dir / path)
+    local = config_dir / "keys" / path.name
+    if path.parent.name == "keys" and local.is_file():
+        return str(local)
+    return ref
 
 
 def write_key_file(path: Path, key: bytes) -> None:
@@ -182,8 +225,11 @@ def keyring_delete(entry: str) -> None:
 __all__ = [
     "CURRENT_KDF",
     "KdfParams",
+    "default_key_file",
     "derive_key",
     "key_check",
+    "key_file_path",
+    "key_file_ref",
     "key_matches",
     "keyring_delete",
     "keyring_entry",
