@@ -114,6 +114,9 @@ class Agent:
         return Workspace.attach(Path(run.workspace), Path(run.task.project))
 
     def sandbox(self, run: Run) -> Sandbox:
+        """The run's sandbox; attaching first moves the repository of a run an older
+        version made out of the copy before untrusted code runs there again."""
+        self.workspace(run)
         return Sandbox(Path(run.workspace), python=run.task.python, limits=self.limits)
 
     def test(self, run: Run) -> TestReport:

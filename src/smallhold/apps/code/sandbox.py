@@ -9,6 +9,13 @@ left running. The number of processes is capped by a ``pids`` cgroup where this 
 create one (cgroup v1 or a delegated v2 subtree), else by ``RLIMIT_NPROC`` for a non-root
 user; :attr:`Sandbox.process_limit` says which, so a report never claims a limit it did not
 have. Without a working bubblewrap the agent refuses to run generated code at all.
+
+The command holds no capabilities (``--cap-drop ALL``: bubblewrap started by root otherwise
+leaves them, and with ``CAP_SYS_ADMIN`` the command remounts ``/usr`` writable). The report
+is trusted only as far as it can be checked: it is read whatever its size while the sandbox
+runs, it must parse as the launcher's report, and its returncode must match the exit status
+bubblewrap gives the host (:func:`.sandbox_launcher.exit_status`); any other report makes a
+failed result that says so, never an exception and never a pass.
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from smallhold.apps.code.sandbox_launcher import exit_status
 from smallhold.errors import SandboxUnavailableError
 
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
@@ -36,6 +46,8 @@ ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "local
              "hosts")
 NETWORK_ETC = ("resolv.conf", "gai.conf")
 OUTPUT_LIMIT = 200_000  # characters of stdout and stderr kept in a result
+REPORT_LIMIT = 1024**2  # bytes of the launcher's report read; a longer one is not its own
+BACKSTOP_SECONDS = 30.0  # past the wall clock, the host kills a sandbox that did not end
 INSTALL_HINT = ("Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; "
                 "Fedora: `sudo dnf install bubblewrap`); `bash scripts/setup.sh` does it. If "
                 "it is installed, unprivileged user namespaces may be off "
@@ -196,7 +208,8 @@ class Sandbox:
         self._checked = True
 
     def _argv(self, network: bool) -> list[str]:
-        argv = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
+        argv = [self.bwrap, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent",
+                "--new-session",
                 "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run"]
         if network:
             argv.append("--share-net")
@@ -235,39 +248,122 @@ class Sandbox:
         if cgroup is not None:  # join the cgroup before bwrap forks anything
             argv = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"',
                     str(cgroup.path), *argv]
+        raw = bytearray()
+        reader = threading.Thread(target=_drain, args=(read_fd, raw), daemon=True)
+        backstop = False
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
                 proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                         pass_fds=(write_fd,), start_new_session=True)
+            except BaseException:
+                os.close(read_fd)
+                raise
             finally:
                 os.close(write_fd)
+            reader.start()  # a report longer than a pipe holds must not stall the launcher
             try:  # the launcher enforces the wall clock; this is the backstop
-                proc.wait(timeout=limits.wall_seconds + 30)
+                proc.wait(timeout=limits.wall_seconds + BACKSTOP_SECONDS)
             except subprocess.TimeoutExpired:
+                backstop = True
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-            with os.fdopen(read_fd) as pipe:
-                raw = pipe.read()
+            reader.join(timeout=5)
             stdout, stderr = _read(out), _read(err)
         refused = cgroup.refused() if cgroup else 0
         if cgroup:
             cgroup.remove()
-        report = json.loads(raw) if raw.strip() else {}
-        if not report:
-            return SandboxResult(tuple(command), proc.returncode or 125, stdout,
-                                 stderr or "the sandbox ended without a report", 0.0,
-                                 network=network, process_limit=self.process_limit,
-                                 forks_refused=refused)
-        code = int(report.get("returncode", 125))
-        return SandboxResult(
-            command=tuple(command), returncode=code, stdout=stdout,
+        base = SandboxResult(tuple(command), returncode=125, stdout=stdout, stderr=stderr,
+                             seconds=0.0, network=network, process_limit=self.process_limit,
+                             forks_refused=refused)
+        status = proc.returncode
+        if backstop:
+            return replace(base, returncode=status or -signal.SIGKILL, timed_out=True,
+                           seconds=limits.wall_seconds + BACKSTOP_SECONDS,
+                           stderr=_note(stderr, f"the sandbox did not end {BACKSTOP_SECONDS:.0f}"
+                                        " s after its wall-clock limit and was killed by the "
+                                        "host; no report"))
+        report, problem = _parse_report(bytes(raw))
+        if report is None:
+            return replace(base, returncode=status or 125,
+                           stderr=_note(stderr, f"the sandbox ended (status {status}) {problem};"
+                                        " the command counts as failed"))
+        code = report["returncode"]
+        if exit_status(code) != status:
+            return replace(base, returncode=status or 125,
+                           stderr=_note(stderr, f"the sandbox's report says returncode {code} "
+                                        f"but the sandbox ended with status {status}: the "
+                                        "report was tampered with or the launcher was killed; "
+                                        "the command counts as failed"))
+        return replace(
+            base, returncode=code,
             stderr=stderr + (f"\n{report['spawn_error']}" if "spawn_error" in report else ""),
-            seconds=float(report.get("seconds", 0.0)), timed_out=bool(report.get("timed_out")),
-            signal=signal.Signals(-code).name if code < 0 else None,
-            cpu_seconds=float(report.get("cpu_seconds", 0.0)),
-            max_rss_mb=float(report.get("max_rss_kb", 0)) / 1024,
-            leftover=tuple(item["cmdline"] for item in report.get("leftover", [])),
-            forks_refused=refused, network=network, process_limit=self.process_limit)
+            seconds=report["seconds"], timed_out=report["timed_out"],
+            signal=_signal_name(-code) if code < 0 else None,
+            cpu_seconds=report["cpu_seconds"], max_rss_mb=report["max_rss_kb"] / 1024,
+            leftover=report["leftover"])
+
+
+def _drain(fd: int, into: bytearray) -> None:
+    """Read ``fd`` to its end, keeping the first :data:`REPORT_LIMIT` (+1) bytes."""
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(65536):
+            if len(into) <= REPORT_LIMIT:
+                into += chunk[:REPORT_LIMIT + 1 - len(into)]
+
+
+def _note(stderr: str, note: str) -> str:
+    return f"{stderr.rstrip()}\n{note}" if stderr.strip() else note
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and value == value and abs(value) != float("inf")
+
+
+def _parse_report(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The launcher's report, checked field by field, or (None, why it cannot be used).
+
+    The report crosses from the sandbox to the host, so nothing in it is assumed: it never
+    raises, and a report that is not exactly the launcher's shape is no report."""
+    if not raw.strip():
+        return None, "without a report"
+    if len(raw) > REPORT_LIMIT:
+        return None, f"with a report over {REPORT_LIMIT} bytes (unreadable)"
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        return None, f"with an unreadable report ({type(exc).__name__})"
+    if not isinstance(data, dict):
+        return None, "with an unreadable report (not an object)"
+    code = data.get("returncode")
+    if not isinstance(code, int) or isinstance(code, bool) or not -64 <= code <= 255:
+        return None, "with an unreadable report (no returncode)"
+    leftover = data.get("leftover", [])
+    if not isinstance(leftover, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("cmdline"), str)
+            for item in leftover):
+        return None, "with an unreadable report (leftover)"
+    numbers = {key: data.get(key, 0) for key in ("seconds", "cpu_seconds", "max_rss_kb")}
+    if not all(_number(value) for value in numbers.values()):
+        return None, "with an unreadable report (a number is not one)"
+    timed_out = data.get("timed_out", False)
+    spawn_error = data.get("spawn_error", "")
+    if not isinstance(timed_out, bool) or not isinstance(spawn_error, str):
+        return None, "with an unreadable report (wrong types)"
+    report: dict[str, Any] = {
+        "returncode": code, "timed_out": timed_out,
+        "leftover": tuple(item["cmdline"] for item in leftover),
+        **{key: float(value) for key, value in numbers.items()}}
+    if spawn_error:
+        report["spawn_error"] = spawn_error
+    return report, ""
 
 
 def _read(handle: object) -> str:

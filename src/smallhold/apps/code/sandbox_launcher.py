@@ -4,8 +4,15 @@ Standard library only: it runs with whatever Python the sandbox can see. It lowe
 resource limits for the command (not for itself), runs it in its own session, enforces the
 wall-clock limit, then lists every process still alive in the sandbox's PID namespace
 (a daemon the command left behind), kills them and writes a JSON report to the file
-descriptor the host passed. The command never holds that descriptor, so it cannot forge
-the report.
+descriptor the host passed.
+
+The command runs as the same user in the same PID namespace, so without care it could open
+the report through ``/proc/2/fd/N``, or ptrace this process, write a report of its own and
+kill the launcher. Two things stop that: the launcher makes itself non-dumpable before the
+command starts (``PR_SET_DUMPABLE`` 0: its ``/proc`` entries and ptrace are closed to a
+process without ``CAP_SYS_PTRACE``, and bubblewrap leaves the command no capabilities),
+and it exits with :func:`exit_status` of the command's returncode, a status the host gets
+from bubblewrap itself and checks the report against.
 
     python sandbox_launcher.py REPORT_FD LIMITS_JSON -- command args...
 """
@@ -13,6 +20,7 @@ the report.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -20,6 +28,27 @@ import signal
 import subprocess
 import sys
 import time
+
+PR_SET_DUMPABLE = 4
+MAX_LEFTOVER = 100  # processes named in the report: it stays far below a pipe's buffer
+
+
+def exit_status(returncode: int) -> int:
+    """The launcher's exit status for the command's ``returncode`` (what a shell reports:
+    ``128 + n`` for a command killed by signal ``n``); the host compares it with the
+    report, so 0 means the command itself exited 0."""
+    return 128 - returncode if returncode < 0 else min(returncode, 255)
+
+
+def _protect() -> str | None:
+    """Make this process non-dumpable; None on success, else why not."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            return f"prctl(PR_SET_DUMPABLE) failed: {os.strerror(ctypes.get_errno())}"
+    except (OSError, AttributeError) as exc:
+        return f"prctl is not available: {exc}"
+    return None
 
 
 def _limit(kind: int, value: int) -> None:
@@ -82,12 +111,17 @@ def main(argv: list[str]) -> int:
     command = argv[argv.index("--") + 1:]
     started = time.monotonic()
     report: dict[str, object] = {"started": True}
-    try:
-        child = subprocess.Popen(command, preexec_fn=lambda: _apply(limits),
-                                 start_new_session=True, stdin=subprocess.DEVNULL)
-    except OSError as exc:
-        report.update(spawn_error=f"{type(exc).__name__}: {exc}", returncode=127)
-        child = None
+    unprotected = _protect()
+    child = None
+    if unprotected:  # the command could forge the report: do not run it
+        report.update(spawn_error=f"the sandbox cannot protect its report ({unprotected}); "
+                                  "the command was not run", returncode=126)
+    else:
+        try:
+            child = subprocess.Popen(command, preexec_fn=lambda: _apply(limits),
+                                     start_new_session=True, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            report.update(spawn_error=f"{type(exc).__name__}: {exc}", returncode=127)
     if child is not None:
         timeout = limits.get("wall_seconds") or None
         try:
@@ -95,17 +129,21 @@ def main(argv: list[str]) -> int:
             report["timed_out"] = False
         except subprocess.TimeoutExpired:
             report["timed_out"] = True
-            _kill_all()
+            # the command first, and reaped by Popen: a status reaped elsewhere is lost
+            # and Popen then reports 0
+            child.kill()
             report["returncode"] = child.wait()
+            _kill_all()
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         report["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
         report["max_rss_kb"] = usage.ru_maxrss
     report["leftover"] = [{"pid": pid, "cmdline": cmd[:200]}
-                          for pid, cmd in sorted(_kill_all().items())]
+                          for pid, cmd in sorted(_kill_all().items())[:MAX_LEFTOVER]]
     report["seconds"] = round(time.monotonic() - started, 3)
     with os.fdopen(report_fd, "w") as out:
         json.dump(report, out)
-    return 0
+    code = report["returncode"]
+    return exit_status(code if isinstance(code, int) else 125)
 
 
 if __name__ == "__main__":
