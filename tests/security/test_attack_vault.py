@@ -141,14 +141,7 @@ KILLER = textwrap.dedent("""
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
 
-    mode, arg = sys.argv[1], sys.argv[2]
-    paths = resolve_paths()
-    if mode == "rekey-stage":
-        def stage(name):
-            if name == arg:
-                die()
-        store.rekey_vault(paths, "default", store.KeySpec("keyfile"), env={}, on_stage=stage)
-    elif mode == "rekey-export":
+    def die_inside_sqlcipher_export():
         real = sqlcipher.export_copy
         def export_copy(conn, target, key):
             journal = target.with_name(target.name + "-journal")
@@ -157,6 +150,16 @@ KILLER = textwrap.dedent("""
             conn.set_progress_handler(lambda: journal.exists() and die() or 0, 50)
             real(conn, target, key)
         sqlcipher.export_copy = export_copy
+
+    mode, arg = sys.argv[1], sys.argv[2]
+    paths = resolve_paths()
+    if mode == "rekey-stage":
+        def stage(name):
+            if name == arg:
+                die()
+        store.rekey_vault(paths, "default", store.KeySpec("keyfile"), env={}, on_stage=stage)
+    elif mode == "rekey-export":
+        die_inside_sqlcipher_export()
         store.rekey_vault(paths, "default", store.KeySpec("keyfile"), env={})
     elif mode in ("export", "dump"):
         out = Path(arg)
@@ -164,12 +167,7 @@ KILLER = textwrap.dedent("""
             return [p for p in out.parent.iterdir() if out.name in p.name]
         with store.open_vault(paths, env={}) as vault:
             if mode == "export":
-                real = sqlcipher.export_copy
-                def export_copy(conn, target, key):
-                    journal = target.with_name(target.name + "-journal")
-                    conn.set_progress_handler(lambda: journal.exists() and die() or 0, 50)
-                    real(conn, target, key)
-                sqlcipher.export_copy = export_copy
+                die_inside_sqlcipher_export()
                 store.export_vault(vault, out)
             else:
                 vault.conn.set_progress_handler(lambda: written() and die() or 0, 50)
