@@ -59,6 +59,20 @@ class LazyGroup(click.Group):
             print_error_line(f"{exc.format_message()} (see `{where} --help`)")
             ctx.exit(exc.exit_code)
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        """Parse the root's own options; a bad one is one line too (``smallhold --bogus``)."""
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if isinstance(exc, _SHOW_HELP):
+                raise
+            from smallhold.console import print_error_line
+
+            where = exc.ctx.command_path if exc.ctx is not None else (info_name or "smallhold")
+            print_error_line(f"{exc.format_message()} (see `{where} --help`)")
+            raise click.exceptions.Exit(exc.exit_code) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

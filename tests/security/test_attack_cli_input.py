@@ -157,6 +157,14 @@ def test_bad_option_value_is_one_line(paths: Paths) -> None:
     assert "not a duration" in line and "vault unlock --help`" in line
 
 
+@pytest.mark.parametrize("args", [["--bogus"], ["nonsense"]])
+def test_bad_root_option_or_command_is_one_line(args: list[str]) -> None:
+    code, _, err = run(*args)
+    assert code == 2
+    line = one_error_line(err)
+    assert "No such" in line and " --help`)" in line
+
+
 @click.command()
 def boom() -> None:
     """A command without ``handle_errors``, as a new one might be written."""
