@@ -7,7 +7,7 @@ app's heavy dependencies never slow down another's commands.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -33,6 +33,18 @@ _SHOW_HELP: tuple[type[Exception], ...] = tuple(
     t for t in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if t is not None)
 
 
+def _usage_line(exc: click.UsageError, fallback_path: str) -> NoReturn:
+    """Print click's usage error as one line and exit with its code; a group run without a
+    subcommand is re-raised, so click prints its help as usual."""
+    if isinstance(exc, _SHOW_HELP):
+        raise exc
+    from smallhold.console import print_error_line  # rich loads only when needed
+
+    where = exc.ctx.command_path if exc.ctx is not None else fallback_path
+    print_error_line(f"{exc.format_message()} (see `{where} --help`)")
+    raise click.exceptions.Exit(exc.exit_code) from None
+
+
 class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the subcommand; a smallhold error that no command caught is still one line.
@@ -51,13 +63,7 @@ class LazyGroup(click.Group):
             print_error(exc)
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:  # click's own format spans three lines
-            if isinstance(exc, _SHOW_HELP):
-                raise  # a group run without a subcommand: its help, as click prints it
-            from smallhold.console import print_error_line
-
-            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            print_error_line(f"{exc.format_message()} (see `{where} --help`)")
-            ctx.exit(exc.exit_code)
+            _usage_line(exc, ctx.command_path)
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
@@ -65,13 +71,7 @@ class LazyGroup(click.Group):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:
-            if isinstance(exc, _SHOW_HELP):
-                raise
-            from smallhold.console import print_error_line
-
-            where = exc.ctx.command_path if exc.ctx is not None else (info_name or "smallhold")
-            print_error_line(f"{exc.format_message()} (see `{where} --help`)")
-            raise click.exceptions.Exit(exc.exit_code) from None
+            _usage_line(exc, info_name or "smallhold")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
