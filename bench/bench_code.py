@@ -92,27 +92,27 @@ def digest(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
+class _LogIO:
+    """The bench's user seam: progress goes to its log; nobody approves anything."""
+
+    interactive = False
+
+    def confirm(self, question: str) -> bool:
+        return False
+
+    def notify(self, message: str) -> None:
+        log(f"    {message}")
+
+
 @contextmanager
 def agent_for(model: str) -> Iterator[Any]:
+    """The agent exactly as ``smallhold code`` builds it: on the default profile's home."""
+    from smallhold.apps.code import APP
     from smallhold.apps.code.agent import Agent
-    from smallhold.apps.code.memory import CodeMemory
-    from smallhold.config import load_settings
-    from smallhold.paths import resolve_paths
-    from smallhold.runtime.runtime import Runtime
-    from smallhold.store.memory.store import MemoryStore
-    from smallhold.store.vault import open_vault
+    from smallhold.kit import Home, Overrides
 
-    paths = resolve_paths()
-    settings = load_settings(paths)
-    settings.runtime.n_ctx = 8192
-    with open_vault(paths, "default", create_default=True) as vault:
-        runtime = Runtime.open(settings, paths, app="code")
-        try:
-            memory = CodeMemory(lambda: MemoryStore(vault, runtime.embedder))
-            yield Agent(runtime, vault, memory, paths.ensure(paths.data_dir / "bench-runs"),
-                        notify=lambda m: log(f"    {m}"))
-        finally:
-            runtime.close()
+    with Home.open("default", app=APP, overrides=Overrides(io=_LogIO())) as home:
+        yield Agent.on(home)
 
 
 def single_shot(agent: Any, task: dict[str, Any], model: str) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def loop(agent: Any, project: Path, description: str, model: str, iterations: in
                 model=model, max_iterations=iterations, timeout_s=timeout_s, editable=editable)
     run = agent.create(task)
     started = time.perf_counter()
-    done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings)
+    done = execute(agent, run.id)
     seconds = time.perf_counter() - started
     history = agent.history(run.id, done.iterations + 1)
     tokens = sum(it.tokens for it in history)

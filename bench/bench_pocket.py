@@ -36,9 +36,9 @@ from typing import Any
 import _common as common
 from _common import fmt, log, md_table
 from smallhold.apps.pocket.assistant import Pocket
-from smallhold.apps.pocket.power import Job, PowerPolicy, PowerScheduler
 from smallhold.apps.pocket.window import build_prompt
 from smallhold.config import load_settings
+from smallhold.kit.power import Job, PowerPolicy, PowerScheduler
 from smallhold.paths import resolve_paths
 from smallhold.runtime.device import simulated
 from smallhold.runtime.runtime import Runtime

@@ -33,22 +33,19 @@ QUESTIONS = ["How do I keep basil alive on a windowsill?",
 def run_device(name: str) -> dict[str, Any]:
     from smallhold.apps.pocket.assistant import Pocket
     from smallhold.config import load_settings
-    from smallhold.paths import resolve_paths
-    from smallhold.runtime.device import simulated
-    from smallhold.runtime.runtime import Runtime
-    from smallhold.runtime.types import Finish, GenerationParams
-    from smallhold.store.vault import open_vault
+    from smallhold.kit import Home, Overrides
+    from smallhold.runtime import Finish, GenerationParams, simulated
 
     total, available, n_ctx = DEVICES[name]
-    paths = resolve_paths()
-    settings = load_settings(paths)
+    settings = load_settings()
     settings.runtime.n_ctx = n_ctx
     probe = simulated(total, available, cpus=os.cpu_count() or 2)
-    with open_vault(paths, "default", create_default=True) as vault:
-        runtime = Runtime(settings, paths, probe=probe, app="pocket")
+    with Home.open("default", app="pocket",
+                   overrides=Overrides(settings=settings, probe=probe)) as home:
+        runtime = home.runtime
         assert runtime.manager is not None
         plan = runtime.manager.plan(None)
-        pocket = Pocket(runtime, vault, runtime.embedder, model=plan.model)
+        pocket = Pocket.on(home, model=plan.model)
         params = GenerationParams(max_tokens=128, temperature=0.0, seed=1)
         tokens, decode_s, turns = 0, 0.0, []
         for question in QUESTIONS:
@@ -62,7 +59,6 @@ def run_device(name: str) -> dict[str, Any]:
             end = time.perf_counter()
             decode_s += end - (first or end)
             turns.append(round(end - started, 2))
-        runtime.close()
     return {"device": name, "model": plan.model, "tier": plan.tier, "kv_cache": plan.kv_cache,
             "n_ctx": plan.n_ctx, "reasons": plan.reasons, "tokens": tokens,
             "decode_tok_s": tokens / decode_s if decode_s else None, "turn_s": turns,

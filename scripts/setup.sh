@@ -27,6 +27,12 @@ command -v g++ >/dev/null || missing+=(g++)
 command -v git >/dev/null || missing+=(git)
 command -v bwrap >/dev/null || missing+=(bubblewrap)  # the coding agent's sandbox
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+if [[ $extras == *dev* ]]; then  # the web shell's browser tests: real headless Chromium
+    command -v chromium >/dev/null || missing+=(chromium)
+    if command -v dpkg >/dev/null && ! dpkg -s fonts-dejavu-core >/dev/null 2>&1; then
+        missing+=(fonts-dejavu-core)  # text in screenshots, not boxes
+    fi
+fi
 if ((gui)); then  # PyGObject builds against these; Xvfb runs the window without a display
     for pkg in pkg-config libcairo2-dev libgirepository1.0-dev gir1.2-gtk-3.0 xvfb \
                python3-dev; do

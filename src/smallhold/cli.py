@@ -6,17 +6,17 @@ app's heavy dependencies never slow down another's commands.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, NoReturn
 
 import click
 
 from smallhold import __version__
 from smallhold.errors import SmallholdError
+from smallhold.kit import registry
+from smallhold.kit.spec import Command, Ref
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "chat": ("smallhold.apps.pocket.cli", "Chat with the local model (pocket)."),
-    "code": ("smallhold.apps.code.cli", "Coding agent: plan, edit, test in a sandbox, reflect."),
+# The suite's own commands; each app's come from its declaration (smallhold.kit.registry).
+SUITE_COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("smallhold.commands.models", "The bundled models: list, install, verify, plan."),
     "embed": ("smallhold.commands.embed", "Embed text with the bundled sentence model."),
     "trace": ("smallhold.commands.trace", "The local log of model calls and decisions."),
@@ -25,7 +25,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "memory": ("smallhold.commands.memory", "Long-term memory: remember, recall, forget."),
     "sync": ("smallhold.commands.sync", "Device sync through a ciphertext-only relay."),
     "vault": ("smallhold.commands.vault", "The encrypted vault of a profile: init, unlock, rekey."),
+    "web": ("smallhold.commands.web",
+            "The suite's pages in your browser (pocket chat), on 127.0.0.1."),
+    "jobs": ("smallhold.commands.jobs", "Every app's background jobs: when due, run now."),
 }
+
+
+def commands() -> dict[str, Command]:
+    """Every top-level command: the suite's, then each app's; a clash is an error."""
+    table = {name: Command(name, Ref(f"{module}:{name}"), help_text)
+             for name, (module, help_text) in SUITE_COMMANDS.items()}
+    for name, command in registry.commands().items():
+        if name in table:
+            raise ValueError(f"an app declares the command {name!r}, which the suite has")
+        table[name] = command
+    return table
+
 
 
 # click >= 8.2 raises this (a UsageError) to print a group's help when no subcommand is given.
@@ -74,19 +89,21 @@ class LazyGroup(click.Group):
             _usage_line(exc, info_name or "smallhold")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(commands())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
+        found = commands().get(cmd_name)
+        if found is None:
             return None
-        module = importlib.import_module(COMMANDS[cmd_name][0])
-        command = getattr(module, cmd_name)
-        assert isinstance(command, click.Command)
+        command = found.ref.load()
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{found.ref.target} is not a click command")
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        table = commands()
         with formatter.section("Commands"):
-            formatter.write_dl([(name, COMMANDS[name][1]) for name in sorted(COMMANDS)])
+            formatter.write_dl([(name, table[name].help) for name in sorted(table)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,17 +2,28 @@
 
 Precedence, lowest first: built-in defaults, ``config.toml``, environment. A nested key is
 spelled with a double underscore in the environment: ``[runtime] keep_alive = 60`` is
-``SMALLHOLD_RUNTIME__KEEP_ALIVE=60``.
+``SMALLHOLD_RUNTIME__KEEP_ALIVE=60``. pydantic-settings reads and merges the sources
+(:func:`load_settings`); ``SMALLHOLD_HOME``, ``SMALLHOLD_PASSPHRASE``, ``SMALLHOLD_KEY_FILE``
+and ``SMALLHOLD_MODELS_DIR`` name places and secrets, not settings, and are skipped.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from smallhold.errors import ConfigError
 from smallhold.paths import DEFAULT_PROFILE, Paths, check_profile, resolve_paths
@@ -96,7 +107,17 @@ class DurableSettings(_Section):
         "(postgresql://... to share runs between workers)")
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
+    """All settings. Built like any model, ``Settings(...)`` takes only its arguments;
+    :func:`load_settings` adds ``config.toml`` and the environment as pydantic-settings
+    sources."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", validate_default=True, env_prefix=ENV_PREFIX, env_nested_delimiter="__",
+        case_sensitive=False,
+        enable_decoding=False,  # values are plain strings: no JSON; lists are comma-separated
+    )
+
     profile: str = DEFAULT_PROFILE
     runtime: RuntimeSettings = RuntimeSettings()
     openai: OpenAISettings = OpenAISettings()
@@ -112,50 +133,59 @@ class Settings(_Section):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
-
-def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for key, value in env.items():
-        if not key.startswith(ENV_PREFIX):
-            continue
-        name = key[len(ENV_PREFIX):]
-        if name in _NOT_SETTINGS or not name:
-            continue
-        parts = name.lower().split("__")
-        node = tree
-        for depth, part in enumerate(parts[:-1], start=1):
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):  # SMALLHOLD_RUNTIME=x, then SMALLHOLD_RUNTIME__N_CTX
-                section = ENV_PREFIX + "__".join(name.split("__")[:depth])
-                raise _clash(section, key)
-        if isinstance(node.get(parts[-1]), dict):  # the same, the other way round
-            raise _clash(key, f"{key}__*")
-        node[parts[-1]] = value
-    return tree
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """No implicit sources: a test's ``Settings(runtime=...)`` never reads the process
+        environment; :func:`load_settings` passes the file and environment sources."""
+        return (init_settings,)
 
 
-def _clash(whole: str, inner: str) -> ConfigError:
-    return ConfigError(f"{whole} and {inner} clash: one sets a whole section to a value, the "
-                       "other a key inside it. Unset one of them.")
+class _Environment(EnvSettingsSource):
+    """``SMALLHOLD_*`` variables from a given mapping rather than always ``os.environ``.
+
+    Only upper-case ``SMALLHOLD_`` names count (the rest of a name is case-insensitive), and
+    the variables that name files or secrets rather than settings (``SMALLHOLD_HOME``, ...)
+    are left out. A name pydantic-settings would ignore (``SMALLHOLD_TYPO``) is passed on,
+    so ``extra="forbid"`` refuses it like an unknown key in the file.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self.names = {key: value for key, value in environ.items()
+                      if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):]
+                      and key[len(ENV_PREFIX):] not in _NOT_SETTINGS}
+        _refuse_clashes(self.names)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self.names.items()}
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        fields = self.settings_cls.model_fields
+        for key, value in self.env_vars.items():
+            top = key[len(self.env_prefix):].split("__", 1)[0]
+            if top not in fields:
+                data.setdefault(top, value)
+        return data
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+def _refuse_clashes(names: Mapping[str, str]) -> None:
+    """``SMALLHOLD_RUNTIME`` (a whole section) beside ``SMALLHOLD_RUNTIME__N_CTX`` (a key in
+    it): pydantic-settings would keep one silently; say which two clash instead."""
+    lowered = {key.lower(): key for key in names}
+    for low, whole in sorted(lowered.items()):
+        inner = next((lowered[other] for other in sorted(lowered)
+                      if other.startswith(low + "__")), None)
+        if inner is not None:
+            raise ConfigError(f"{whole} and {inner} clash: one sets a whole section to a "
+                              "value, the other a key inside it. Unset one of them.")
 
 
-def load_settings(
-    paths: Paths | None = None, env: dict[str, str] | None = None, file: Path | None = None
-) -> Settings:
-    """Read and validate settings; a bad value raises :class:`ConfigError` naming its source."""
-    environ = dict(os.environ if env is None else env)
-    paths = paths or resolve_paths(environ)
-    path = file or paths.config_file
+def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
@@ -167,15 +197,47 @@ def load_settings(
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete the file.") from exc
     try:
-        data: dict[str, Any] = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete the file.") from exc
-    merged = _merge(data, _env_overrides(environ))
+
+
+def _origin(loc: tuple[int | str, ...], names: Mapping[str, str], path: Path) -> str:
+    """Where the value at ``loc`` came from: the variable that set it, else the file."""
+    lowered = {key.lower(): key for key in names}
+    parts = [str(part) for part in loc]
+    for depth in range(len(parts), 0, -1):
+        key = (ENV_PREFIX + "__".join(parts[:depth])).lower()
+        if key in lowered:
+            return lowered[key]
+    under = (ENV_PREFIX + "__".join(parts) + "__").lower()  # SMALLHOLD_FOO__BAR for "foo"
+    return next((lowered[key] for key in sorted(lowered) if key.startswith(under)), str(path))
+
+
+def load_settings(
+    paths: Paths | None = None, env: dict[str, str] | None = None, file: Path | None = None
+) -> Settings:
+    """Read and validate settings; a bad value raises :class:`ConfigError` naming its source.
+
+    pydantic-settings merges the sources, highest first: the environment (``env``, or
+    ``os.environ`` when it is None), then ``config.toml``; fields it sets in neither keep
+    their defaults.
+    """
+    environ = dict(os.environ if env is None else env)
+    paths = paths or resolve_paths(environ)
+    path = file or paths.config_file
+    environment = _Environment(Settings, environ)
+    sources = (environment, InitSettingsSource(Settings, init_kwargs=_read_file(path)))
     try:
-        return Settings.model_validate(merged)
+        return Settings(_build_sources=(sources, {}))
+    except SettingsError as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"cannot read the SMALLHOLD_* variables ({exc}{cause}); nested keys "
+                          "use '__', e.g. SMALLHOLD_RUNTIME__KEEP_ALIVE=60.") from exc
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} "
+            f"(from {_origin(err['loc'], environment.names, path)})" for err in exc.errors()
         )
         raise ConfigError(
             f"invalid settings ({problems}). Check {path} and SMALLHOLD_* variables "

@@ -38,11 +38,9 @@ OpenAI-style error body.
     │       ├── RelayRefusedError       the relay refused: wrong token, unknown group, quota
     │       ├── SyncNotAllowedError     the collection is not enabled, or is not one that syncs
     │       └── PairingError            the pairing code is wrong or expired
-    └── CodeAgentError               the coding agent (smallhold code)
-        ├── SandboxUnavailableError  bubblewrap missing or unusable: no untrusted code runs
-        ├── ProjectError             not a directory, no tests, nothing to work on
-        ├── RunNotFoundError         no agent run with that id
-        └── ApplyConflictError       the project changed where the run's diff would go
+    └── AppError                     an app's own failures: each app's root lives in
+                                     smallhold/apps/<app>/errors.py and is declared in
+                                     its AppSpec (CodeAgentError, PocketError, ...)
 """
 
 from __future__ import annotations
@@ -214,34 +212,13 @@ class PairingError(SyncError):
     code = "pairing_failed"
 
 
-class CodeAgentError(SmallholdError):
-    code = "code_agent_error"
-
-
-class SandboxUnavailableError(CodeAgentError):
-    exit_code = 4
-    code = "sandbox_unavailable"
-
-
-class ProjectError(CodeAgentError):
-    exit_code = 2
-    code = "project_invalid"
-
-
-class RunNotFoundError(CodeAgentError):
-    http_status = 404
-    code = "run_not_found"
-
-
-class ApplyConflictError(CodeAgentError):
-    http_status = 409
-    code = "apply_conflict"
+class AppError(SmallholdError):
+    """The base of every app's error root, so the CLI and the server treat them alike."""
 
 
 __all__ = [
-    "ApplyConflictError",
+    "AppError",
     "BackendError",
-    "CodeAgentError",
     "ConfigError",
     "ContextOverflowError",
     "DevicePausedError",
@@ -255,15 +232,12 @@ __all__ = [
     "ModelLoadError",
     "ModelNotInstalledError",
     "PairingError",
-    "ProjectError",
     "RecordNotFoundError",
     "RecordValidationError",
     "RelayProtocolError",
     "RelayRefusedError",
     "RelayUnreachableError",
     "ResourceError",
-    "RunNotFoundError",
-    "SandboxUnavailableError",
     "SchemaTooNewError",
     "SmallholdError",
     "StoreError",

@@ -8,6 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from smallhold.cli import main
+from smallhold.kit import Overrides
+from smallhold.runtime import DeviceProbe, simulated
 
 
 @pytest.fixture(autouse=True)
@@ -15,8 +17,8 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMALLHOLD_RUNTIME__BACKEND", "scripted")
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
+def run(*args: str, probe: DeviceProbe | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), obj=Overrides(probe=probe))
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -53,11 +55,16 @@ def test_chat_help_names_the_subcommands() -> None:
 
 
 def test_maintain_runs_background_work_and_says_what_it_did() -> None:
-    code, out, _ = run("chat", "maintain", "--force", "--json")
+    on_battery = simulated(8, battery=60, charging=False)
+    code, out, _ = run("chat", "maintain", "--force", "--json", probe=on_battery)
     assert code == 0
     jobs = {j["job"]: j["action"] for j in json.loads(out)["jobs"]}
-    # the machine running the tests may be on battery: then both wait for the charger
-    assert jobs in ({"consolidate": "ran", "sync": "skipped"},
-                    {"consolidate": "deferred", "sync": "deferred"})
-    code, out, _ = run("chat", "maintain", "--json")
-    assert code == 0 and (json.loads(out)["jobs"] == [] or jobs["sync"] == "deferred")
+    assert jobs == {"consolidate": "deferred", "sync": "deferred"}  # wait for the charger
+
+    charging = simulated(8, battery=60, charging=True)
+    code, out, _ = run("chat", "maintain", "--force", "--json", probe=charging)
+    assert code == 0
+    jobs = {j["job"]: j["action"] for j in json.loads(out)["jobs"]}
+    assert jobs == {"consolidate": "ran", "sync": "skipped"}
+    code, out, _ = run("chat", "maintain", "--json", probe=charging)
+    assert code == 0 and json.loads(out)["jobs"] == []  # nothing is due any more

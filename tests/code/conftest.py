@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from agent_helpers import BUGGY, MakeAgent
+from agent_helpers import BUGGY, SANDBOXES, MakeAgent
 
+from smallhold.apps.code import APP, approval
 from smallhold.apps.code.agent import Agent
-from smallhold.apps.code.memory import CodeMemory
 from smallhold.apps.code.sandbox import Limits
-from smallhold.config import Settings
-from smallhold.paths import Paths
+from smallhold.kit import Home, Overrides, ScriptedIO
 from smallhold.runtime.backends.scripted import ScriptedBackend
-from smallhold.runtime.runtime import Runtime
 from smallhold.store.handle import VaultHandle
-from smallhold.store.memory.store import MemoryStore, TextEmbedder
-from smallhold.trace import TraceLog
+from smallhold.store.memory.store import TextEmbedder
 
 
 @pytest.fixture
@@ -32,13 +31,15 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_agent(vault: VaultHandle, settings: Settings, paths: Paths,
-               embedder: TextEmbedder) -> MakeAgent:
-    def make(backend: ScriptedBackend) -> Agent:
-        trace = TraceLog.open(paths, settings.profile)
-        runtime = Runtime(settings, paths, backend=backend, trace=trace, app="code")
-        return Agent(runtime, vault, CodeMemory(MemoryStore(vault, embedder)),
-                     paths.data_dir / "runs", limits=Limits(wall_seconds=30))
-    return make
+def make_agent(vault: VaultHandle, embedder: TextEmbedder) -> Iterator[MakeAgent]:
+    """Agents on a home with the test's vault, a scripted model and a hashing embedder,
+    in the real sandbox when bubblewrap is installed (CI) and a stand-in otherwise."""
+    with ExitStack() as homes:
+        def make(backend: ScriptedBackend) -> Agent:
+            home = homes.enter_context(Home.open(app=APP, overrides=Overrides(
+                backend=backend, embedder=embedder, vault=vault, io=ScriptedIO())))
+            return Agent.on(home, limits=Limits(wall_seconds=30), sandboxes=SANDBOXES,
+                            decider=approval.DenyAll())
+        yield make
 
 

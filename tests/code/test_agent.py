@@ -15,7 +15,6 @@ from agent_helpers import (
     MakeAgent,
     edit,
     kind,
-    needs_bwrap,
     plan,
     reflect,
     scripted,
@@ -30,8 +29,6 @@ from smallhold.paths import Paths
 from smallhold.store.handle import VaultHandle
 from smallhold.store.memory.store import MemoryStore, TextEmbedder
 
-pytestmark = needs_bwrap
-
 
 def test_fails_reflects_then_solves(make_agent: MakeAgent, project: Path, paths: Paths,
                                     settings: Settings) -> None:
@@ -40,7 +37,7 @@ def test_fails_reflects_then_solves(make_agent: MakeAgent, project: Path, paths:
                         "Reflection": [reflect()]})
     agent = make_agent(backend)
     run = agent.create(task_for(project))
-    done = execute(agent, run.id, paths, settings)
+    done = execute(agent, run.id)
     assert done.status == "solved" and done.stop_reason == "solved"
     assert done.iterations == 2 and done.baseline_passed == 1
     first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
@@ -63,7 +60,7 @@ def test_same_failure_trips_the_breaker(make_agent: MakeAgent, project: Path, pa
                         "Reflection": [reflect()]})
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=5))
-    done = execute(agent, run.id, paths, settings)
+    done = execute(agent, run.id)
     assert done.status == "stopped" and done.stop_reason == "same-failure"
     assert done.iterations == 3
 
@@ -74,7 +71,7 @@ def test_unparseable_plan_is_reported_and_the_run_ends(make_agent: MakeAgent, pr
                         "Reflection": [reflect()]})
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=3))
-    done = execute(agent, run.id, paths, settings)
+    done = execute(agent, run.id)
     assert done.status == "stopped"
     first = agent.iteration(run.id, 1)
     assert first.plan is None and "could not be read" in first.rejected[0]
@@ -89,7 +86,7 @@ def test_tests_are_not_edited_and_dangerous_code_needs_approval(
                         "Edit": [cheat, network], "Reflection": [reflect("x"), reflect("y")]})
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=2))
-    done = execute(agent, run.id, paths, settings)
+    done = execute(agent, run.id)
     first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
     assert "existing test" in first.rejected[0] and first.changed == []
     assert any("not approved" in r for r in second.rejected) and second.changed == []
@@ -105,7 +102,7 @@ def test_a_rewrite_that_drops_an_imported_function_gets_it_back(
                         "Reflection": [reflect()]})
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=3))
-    done = execute(agent, run.id, paths, settings)
+    done = execute(agent, run.id)
     first = agent.iteration(run.id, 1)
     assert first.changed == ["calc.py"] and first.rejected == []
     assert first.repaired == ["calc.py: add kept as it was (the rewrite left it out and "
@@ -124,7 +121,7 @@ def test_hanging_test_suite_is_a_clear_stop(make_agent: MakeAgent, project: Path
                                           "    time.sleep(600)\n")
     agent = make_agent(scripted({"Plan": [plan(["calc.py"])]}))
     run = agent.create(task_for(project, timeout_s=3))
-    done = execute(agent, run.id, paths, settings)
+    done = execute(agent, run.id)
     assert done.status == "failed" and done.stop_reason == "tests-hang"
     assert "did not finish" in (done.stop_detail or "")
 
@@ -137,7 +134,7 @@ def test_a_change_that_makes_things_worse_is_undone(make_agent: MakeAgent, proje
                         "Reflection": [reflect()]})
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=3))
-    done = execute(agent, run.id, paths, settings)
+    done = execute(agent, run.id)
     first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
     assert first.undone == "0 test(s) passed, 1 before" and not second.undone
     assert done.status == "solved" and done.iterations == 2
@@ -161,7 +158,7 @@ def test_a_stopped_run_leaves_its_best_state(make_agent: MakeAgent, project: Pat
                         "Reflection": [reflect()]})
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=2))
-    done = execute(agent, run.id, paths, settings)
+    done = execute(agent, run.id)
     assert done.status == "stopped"
     assert agent.workspace(done).diff() == ""  # nothing worse than the start is left to apply
 
@@ -183,7 +180,7 @@ def test_a_fix_that_worked_is_offered_when_the_same_error_comes_back(
                       "Edit": [edit("calc.py", WRONG), edit("calc.py", FIXED)],
                       "Reflection": [reflect()]})
     agent = make_agent(first)
-    assert execute(agent, agent.create(task_for(project)).id, paths, settings).status == "solved"
+    assert execute(agent, agent.create(task_for(project)).id).status == "solved"
     hint = "This error was seen before; the fix that worked then"
     assert not any(hint in m.content for r in first.requests for m in r.messages)
     # another task, same error: the baseline's failed assert has the learnt signature
@@ -191,7 +188,7 @@ def test_a_fix_that_worked_is_offered_when_the_same_error_comes_back(
                        "Reflection": [reflect()]})
     agent = make_agent(second)
     run = agent.create(task_for(project, "make the sum in calc right"))
-    assert execute(agent, run.id, paths, settings).iterations == 1
+    assert execute(agent, run.id).iterations == 1
     prompt = " ".join(m.content for m in next(
         r for r in second.requests if kind(r) == "Plan").messages)
     assert hint in prompt and "use + in add, not -" in prompt.split(hint, 1)[1]
@@ -223,7 +220,7 @@ def test_the_durable_database_holds_no_words_of_the_run(make_agent: MakeAgent, p
                         "Edit": [edit("calc.py", WRONG), edit("calc.py", FIXED)],
                         "Reflection": [reflect(f"maybe {secret}")]})
     agent = make_agent(backend)
-    done = execute(agent, agent.create(task_for(project)).id, paths, settings)
+    done = execute(agent, agent.create(task_for(project)).id)
     assert done.status == "solved" and agent.iteration(done.id, 1).hypothesis is not None
     cells = _durable_cells(paths.profile_dir(settings.profile) / "durable.sqlite")
     assert any(b"tokens" in cell for cell in cells)  # the scan does see step results

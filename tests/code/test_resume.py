@@ -9,19 +9,14 @@ import sys
 import textwrap
 from pathlib import Path
 
-from agent_helpers import BUGGY, FIXED, WRONG, edit, kind, needs_bwrap, plan, reflect, scripted
+from agent_helpers import BUGGY, FIXED, SANDBOXES, WRONG, edit, kind, plan, reflect, scripted
 from click.testing import CliRunner
 
+from smallhold.apps.code import APP
 from smallhold.apps.code.agent import Agent, execute
-from smallhold.apps.code.memory import CodeMemory
 from smallhold.cli import main
-from smallhold.config import load_settings
-from smallhold.paths import resolve_paths
-from smallhold.runtime.runtime import Runtime
-from smallhold.store.memory.store import MemoryStore
-from smallhold.store.vault import open_vault
+from smallhold.kit import Home, Overrides, ScriptedIO
 
-pytestmark = needs_bwrap
 HERE = Path(__file__).parent
 
 # A process that starts a run and dies by SIGKILL when the model is asked to reflect.
@@ -34,13 +29,10 @@ DOOMED = textwrap.dedent("""
     root_conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(root_conftest)
     HashingEmbedder = root_conftest.HashingEmbedder
+    from agent_helpers import SANDBOXES
+    from smallhold.apps.code import APP
     from smallhold.apps.code.agent import Agent, execute
-    from smallhold.apps.code.memory import CodeMemory
-    from smallhold.config import load_settings
-    from smallhold.paths import resolve_paths
-    from smallhold.runtime.runtime import Runtime
-    from smallhold.store.memory.store import MemoryStore
-    from smallhold.store.vault import open_vault
+    from smallhold.kit import Home, Overrides, ScriptedIO
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -53,15 +45,12 @@ DOOMED = textwrap.dedent("""
             die()
         return inner(request)
     backend._reply = reply
-    paths = resolve_paths()
-    settings = load_settings(paths)
-    with open_vault(paths, "default", create_default=True) as vault:
-        runtime = Runtime(settings, paths, backend=backend, app="code")
-        agent = Agent(runtime, vault, CodeMemory(MemoryStore(vault, HashingEmbedder())),
-                      paths.data_dir / "runs")
+    overrides = Overrides(backend=backend, embedder=HashingEmbedder(), io=ScriptedIO())
+    with Home.open(app=APP, overrides=overrides) as home:
+        agent = Agent.on(home, sandboxes=SANDBOXES)
         from pathlib import Path
         run = agent.create(task_for(Path({project!r})))
-        execute(agent, run.id, paths, settings)
+        execute(agent, run.id)
 """)
 
 
@@ -80,17 +69,15 @@ def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: P
                                                       monkeypatch, embedder) -> None:
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     run_id = _kill_mid_run(project, tmp_path)
-    paths = resolve_paths()
-    settings = load_settings(paths)
     backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", FIXED)],
                         "Reflection": [reflect()]})
-    with open_vault(paths, "default") as vault:
-        agent = Agent(Runtime(settings, paths, backend=backend, app="code"), vault,
-                      CodeMemory(MemoryStore(vault, embedder)), paths.data_dir / "runs")
+    overrides = Overrides(backend=backend, embedder=embedder, io=ScriptedIO())
+    with Home.open(app=APP, overrides=overrides) as home:
+        agent = Agent.on(home, sandboxes=SANDBOXES)
         before = agent.run(run_id)
         assert before.status == "running" and agent.iteration(run_id, 1).changed == ["calc.py"]
         assert WRONG in agent.workspace(before).read("calc.py")
-        done = execute(agent, run_id, paths, settings, resume=True)
+        done = execute(agent, run_id, resume=True)
         asked = [kind(r) for r in backend.requests]
         assert done.status == "solved" and done.iterations == 2
         # iteration 1's plan, edit and test were checkpointed: only what was left ran

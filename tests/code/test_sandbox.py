@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from smallhold.apps.code.errors import SandboxUnavailableError
 from smallhold.apps.code.sandbox import Limits, Sandbox
-from smallhold.errors import SandboxUnavailableError
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap is not installed (scripts/setup.sh does it)")

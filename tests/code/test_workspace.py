@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from smallhold.apps.code.errors import ApplyConflictError, ProjectError
 from smallhold.apps.code.workspace import Workspace, dirty_files, safe_relative
-from smallhold.errors import ApplyConflictError, ProjectError
 
 
 def make_project(root: Path, git: bool = False) -> Path:

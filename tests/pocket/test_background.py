@@ -14,6 +14,7 @@ from smallhold.apps.pocket.background import Background, sync_if_paired
 from smallhold.config import Settings
 from smallhold.errors import RelayUnreachableError
 from smallhold.paths import Paths
+from smallhold.relay.app import RelayStore, create_relay_app
 from smallhold.runtime.backends.scripted import ScriptedBackend
 from smallhold.runtime.device import simulated
 from smallhold.runtime.runtime import Runtime
@@ -22,7 +23,6 @@ from smallhold.store.handle import VaultHandle
 from smallhold.store.memory import MemoryStore, TextEmbedder
 from smallhold.store.sync import crypto
 from smallhold.store.sync.client import SyncSettings
-from smallhold.store.sync.relay import RelayStore, create_relay_app
 from smallhold.store.sync.transport import RelayClient
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from smallhold.apps.pocket.assistant import Pocket
-from smallhold.apps.pocket.power import Job, PowerScheduler, decide
 from smallhold.errors import DevicePausedError
+from smallhold.kit.power import Job, PowerScheduler, decide
 from smallhold.runtime.backends.scripted import ScriptedBackend
 from smallhold.runtime.device import DeviceState, simulated
 

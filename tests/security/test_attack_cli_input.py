@@ -172,7 +172,7 @@ def boom() -> None:
 
 
 def test_error_escaping_a_command_is_still_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(cli_module.COMMANDS, "boom", (__name__, "test only"))
+    monkeypatch.setitem(cli_module.SUITE_COMMANDS, "boom", (__name__, "test only"))
     code, _, err = run("boom")
     assert code == VaultCorruptError.exit_code
     assert one_error_line(err) == f"error: {LONG} and a second line"

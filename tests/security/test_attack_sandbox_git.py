@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from smallhold.apps.code.agent import Agent
+from smallhold.apps.code.errors import ProjectError
 from smallhold.apps.code.memory import CodeMemory
 from smallhold.apps.code.models import Task
 from smallhold.apps.code.sandbox import Limits, Sandbox, SandboxResult
 from smallhold.apps.code.workspace import Workspace
 from smallhold.config import Settings
-from smallhold.errors import ProjectError
 from smallhold.paths import Paths
 from smallhold.runtime.backends.scripted import ScriptedBackend
 from smallhold.runtime.runtime import Runtime

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
+from asgi_serving import serving_asgi
 from smallhold.cli import main
 from smallhold.config import RuntimeSettings, ServerSettings, Settings
 from smallhold.errors import InvalidSchemaError
@@ -41,22 +40,10 @@ EVIL = "https://evil.example"
 @contextmanager
 def _uvicorn(runtime: Runtime) -> Iterator[str]:
     """``create_app(runtime)`` on 127.0.0.1, on a port the kernel picks; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning",
-                                           lifespan="off", timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serving_asgi(create_app(runtime), lifespan="off") as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
         runtime.close()
 
 

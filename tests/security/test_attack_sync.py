@@ -29,17 +29,17 @@ from starlette.testclient import TestClient
 from smallhold.cli import main
 from smallhold.errors import RelayRefusedError
 from smallhold.paths import resolve_paths
-from smallhold.store import sqlcipher
-from smallhold.store.collections import Collection
-from smallhold.store.handle import VaultHandle
-from smallhold.store.sync import crypto
-from smallhold.store.sync.client import SyncClient, SyncReport, SyncSettings, pack
-from smallhold.store.sync.relay import (
+from smallhold.relay.app import (
     MAX_BODY_BYTES,
     RelayStore,
     create_relay_app,
     relay_policy,
 )
+from smallhold.store import sqlcipher
+from smallhold.store.collections import Collection
+from smallhold.store.handle import VaultHandle
+from smallhold.store.sync import crypto
+from smallhold.store.sync.client import SyncClient, SyncReport, SyncSettings, pack
 from smallhold.store.sync.transport import RelayClient
 from smallhold.store.vault import open_vault
 

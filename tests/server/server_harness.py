@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import openai
-import uvicorn
 
+from asgi_serving import serving_asgi
 from smallhold.config import RuntimeSettings, Settings
 from smallhold.paths import Paths
 from smallhold.runtime.backends.base import ChatBackend
@@ -23,24 +20,8 @@ from smallhold.server import create_app
 @contextmanager
 def serving(runtime: Runtime) -> Iterator[str]:
     """Serve ``create_app(runtime)`` until the block exits; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; no race with other tests
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning",
-                                           lifespan="off", timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serving_asgi(create_app(runtime), lifespan="off") as url:
+        yield url
 
 
 @dataclass

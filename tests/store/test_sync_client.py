@@ -19,13 +19,13 @@ from smallhold.errors import (
     SyncError,
     SyncNotAllowedError,
 )
+from smallhold.relay.app import RelayStore, create_relay_app
 from smallhold.store import sqlcipher
 from smallhold.store.collections import Collection
 from smallhold.store.handle import VaultHandle
 from smallhold.store.sync import crypto, pairing
 from smallhold.store.sync.client import SyncClient, SyncSettings, pack
 from smallhold.store.sync.history import find_conflict, list_conflicts, restore_conflict
-from smallhold.store.sync.relay import RelayStore, create_relay_app
 from smallhold.store.sync.transport import RelayClient
 
 

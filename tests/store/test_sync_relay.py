@@ -11,8 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from smallhold.errors import RelayProtocolError
+from smallhold.relay.app import RelayStore, create_relay_app
 from smallhold.store.sync import crypto
-from smallhold.store.sync.relay import RelayStore, create_relay_app
 
 SECRET = b'{"title": "salary negotiation notes", "body": "ask for 95k"}'
 

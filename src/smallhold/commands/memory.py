@@ -12,17 +12,14 @@ from rich.table import Table
 
 from smallhold.console import console, emit_json, handle_errors, json_option
 from smallhold.console import profile_option as profile_opt
-from smallhold.paths import resolve_paths
-from smallhold.runtime.embeddings import Embedder
+from smallhold.kit.cli import open_home
 from smallhold.store.memory import Memory, MemoryStore
-from smallhold.store.vault import open_vault
 
 
 @contextmanager
 def _memories(profile: str) -> Iterator[MemoryStore]:
-    paths = resolve_paths()
-    with open_vault(paths, profile, create_default=True) as vault:
-        yield MemoryStore(vault, Embedder.open(paths))
+    with open_home(profile) as home:
+        yield MemoryStore(home.vault, home.embedder)
 
 
 def _when(at: float | None) -> str:

@@ -51,7 +51,7 @@ def serve(host: str | None, port: int | None, model: str | None, preload: bool,
     """Serve /v1/chat/completions, /v1/embeddings and /v1/models for OpenAI clients."""
     import uvicorn
 
-    from smallhold.runtime.runtime import Runtime
+    from smallhold.kit.cli import open_home
     from smallhold.server import create_app
     from smallhold.server.guard import server_policy
 
@@ -70,8 +70,8 @@ def serve(host: str | None, port: int | None, model: str | None, preload: bool,
     if model:
         settings = settings.model_copy(update={
             "runtime": settings.runtime.model_copy(update={"default_model": model})})
-    runtime = Runtime.open(settings, paths)
-    try:
+    with open_home(None, quiet=as_json, settings=settings) as home:
+        runtime = home.runtime
         default = runtime.resolve_model(None)
         if runtime.manager is not None:
             if preload:
@@ -92,8 +92,6 @@ def serve(host: str | None, port: int | None, model: str | None, preload: bool,
             err_console.print(f"smallhold: warning: {host} is reachable from other machines; "
                               "every request needs the API key.", soft_wrap=True)
         uvicorn.run(create_app(runtime, policy), host=host, port=port, log_level=log_level)
-    finally:
-        runtime.close()
 
 
 def _url_host(host: str) -> str:

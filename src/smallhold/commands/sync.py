@@ -19,13 +19,12 @@ from typing import Any
 import click
 from rich.table import Table
 
-from smallhold.apps.pocket.conversations import CONVERSATIONS, TURNS
 from smallhold.commands.serve import is_loopback
 from smallhold.console import console, emit_json, err_console, handle_errors, json_option
 from smallhold.console import profile_option as profile_opt
 from smallhold.errors import SyncNotAllowedError
+from smallhold.kit import registry
 from smallhold.paths import resolve_paths
-from smallhold.store.collections import known_models
 from smallhold.store.handle import VaultHandle
 from smallhold.store.sync import history, pairing
 from smallhold.store.sync.client import BATCH_CHANGES, SyncClient, SyncSettings
@@ -34,7 +33,11 @@ from smallhold.store.sync.transport import RelayClient
 from smallhold.store.vault import open_vault
 
 DEFAULT_PORT = 8738
-OFFERED = (CONVERSATIONS, TURNS)  # what the apps write for sync, before a first record exists
+
+
+def offered() -> list[str]:
+    """What the apps declare for sync (before a first record of it exists here)."""
+    return sorted(registry.collection_models())
 
 
 @click.group()
@@ -64,7 +67,7 @@ def serve(host: str, port: int, db: Path | None, allow_remote: bool, log_level: 
     """Run the relay: a mailbox of sealed batches per device group, no keys, no plaintext."""
     import uvicorn
 
-    from smallhold.store.sync.relay import (
+    from smallhold.relay.app import (
         LOOPBACK_HOSTS,
         RelayStore,
         create_relay_app,
@@ -179,7 +182,7 @@ def enable(profile: str, collections: tuple[str, ...], as_json: bool) -> None:
     """Allow COLLECTIONS to sync from and to this device."""
     with _vault(profile) as handle:
         settings = SyncSettings(handle)
-        synced = sorted({*OFFERED, *settings.collections_here(), *settings.enabled()})
+        synced = sorted({*offered(), *settings.collections_here(), *settings.enabled()})
         unknown = [name for name in collections if name not in synced]
         if unknown:
             raise SyncNotAllowedError(
@@ -251,7 +254,7 @@ def now(profile: str, relay: str | None, batch_changes: int, as_json: bool) -> N
         settings = SyncSettings(handle)
         url = _relay_url(settings, relay)
         with RelayClient(url, settings.keys()) as client:
-            report = SyncClient(handle, client, models=known_models(),
+            report = SyncClient(handle, client, models=registry.collection_models(),
                                 batch_changes=batch_changes).run()
     if as_json:
         emit_json(report.as_dict())

@@ -7,6 +7,9 @@ that had not finished. Two choices make that predictable for a command-line tool
 - ``executor_id`` is the run's own id. DBOS recovers, at launch, the pending workflows of
   the executor it is launched as; launching as a new run recovers nothing, and
   ``smallhold code resume RUN`` launches as that run and recovers exactly it.
+- Workflows are methods of a ``DBOSConfiguredInstance`` built from the app's home, named
+  after the run, so steps reach the model and the vault through ``self`` (no module
+  globals). :func:`release` drops that instance once the run ends.
 - ``application_version`` is fixed per workflow format (``WORKFLOW_VERSION``), not computed
   from the source code, so upgrading smallhold does not orphan a run that was killed.
 """
@@ -22,7 +25,9 @@ from smallhold.config import Settings
 from smallhold.errors import ConfigError
 from smallhold.paths import Paths
 
-WORKFLOW_VERSION = "smallhold-1"
+# smallhold-2: workflows are methods of configured instances (apps/code AgentLoop) and
+# steps return typed records; a run started under smallhold-1 is refused with a message.
+WORKFLOW_VERSION = "smallhold-2"
 
 
 def system_database_url(paths: Paths, settings: Settings) -> str:
@@ -52,3 +57,19 @@ def launched(paths: Paths, settings: Settings, *, executor_id: str) -> Iterator[
         yield DBOS
     finally:
         DBOS.destroy(destroy_registry=False)
+
+
+def release(instance: Any) -> None:
+    """Forget a configured instance once its run has ended.
+
+    DBOS keeps every ``DBOSConfiguredInstance`` in a process-wide registry and refuses a
+    second one under the same name, but offers no way to remove one; a process that runs
+    (or tests) the same run twice would otherwise fail. This is the one place that reaches
+    into DBOS's registry, so an upgrade that changes it breaks here, loudly.
+    """
+    from dbos._dbos import _get_or_create_dbos_registry
+
+    registry = _get_or_create_dbos_registry()
+    for name, registered in list(registry.instance_info_map.items()):
+        if registered is instance:
+            del registry.instance_info_map[name]

@@ -22,7 +22,7 @@ from smallhold.errors import RecordNotFoundError, RecordValidationError
 from smallhold.store.handle import VaultHandle
 from smallhold.store.hlc import HybridClock, Timestamp
 from smallhold.store.migrations import Migration
-from smallhold.store.sync.merge import Op, Version
+from smallhold.store.versions import Op, Version
 
 SCOPE = "collections"
 CLOCK_KEY = "collections.hlc"
@@ -55,15 +55,6 @@ MIGRATIONS = (
 )
 
 M = TypeVar("M", bound=BaseModel)
-_KNOWN_MODELS: dict[str, type[BaseModel]] = {}
-
-
-def known_models() -> dict[str, type[BaseModel]]:
-    """Models of the collections opened in this process: sync validates incoming records
-    against them (a collection no code here has opened is checked for shape only)."""
-    return dict(_KNOWN_MODELS)
-
-
 class Record(BaseModel, Generic[M]):
     id: str
     collection: str
@@ -93,7 +84,6 @@ class Collection(Generic[M]):
         self.model = model
         self.clock = clock
         handle.migrate(MIGRATIONS, scope=SCOPE)
-        _KNOWN_MODELS[name] = model
 
     def _validate(self, value: M | Mapping[str, Any]) -> M:
         try:
@@ -230,5 +220,5 @@ def show_version(conn: sqlite3.Connection, collection: str, rid: str, v: Version
          int(v.deleted), json.dumps(list(heads))))
 
 
-__all__ = ["CLOCK_KEY", "Collection", "Record", "known_models", "log_version", "show_version",
+__all__ = ["CLOCK_KEY", "Collection", "Record", "log_version", "show_version",
            "vault_clock", "write_local"]

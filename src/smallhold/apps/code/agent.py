@@ -8,9 +8,12 @@ finished steps return their checkpoint, and the first unfinished step runs again
 safe to run again: ``apply`` first drops whatever a killed step left uncommitted, and every
 file is replaced atomically.
 
-The workflow functions are module-level (DBOS registers them at import) and find the
-process's :class:`Agent` through :func:`active`, because what they need (the model, the
-vault, the sandbox) cannot be checkpointed.
+The workflow is a class, :class:`AgentLoop`, built from an :class:`Agent` (which is built
+from the profile's home): DBOS records each run's instance name (the run id) and, on
+recovery, calls the steps on the instance registered under it, so what the steps need (the
+model, the vault, the sandbox) is never checkpointed and never a module global. Steps
+return small typed records (:class:`Baseline`, :class:`~.breaker.Outcome`, ...), the only thing DBOS
+stores of them.
 """
 
 from __future__ import annotations
@@ -19,36 +22,35 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS, DBOSConfiguredInstance, SetWorkflowID
 
 from smallhold import durable
 from smallhold.apps.code import approval, edits, prompts, reflection
 from smallhold.apps.code.breaker import Budget, Outcome, Stop, should_stop
+from smallhold.apps.code.errors import (
+    EditFormatError,
+    ProjectError,
+    RunFormatError,
+    RunNotFoundError,
+)
 from smallhold.apps.code.imports import LostName, lost_names, restore
 from smallhold.apps.code.memory import CodeMemory, render_hints, short_term
 from smallhold.apps.code.models import Edit, FileChange, Iteration, Plan, Proposal, Run, Task
 from smallhold.apps.code.safety import review
-from smallhold.apps.code.sandbox import Limits, Sandbox
+from smallhold.apps.code.sandbox import Limits, Runner, SandboxFactory, bubblewrap
 from smallhold.apps.code.signatures import signature_of
 from smallhold.apps.code.testing import TestReport, run_tests
 from smallhold.apps.code.workspace import Workspace, safe_relative
-from smallhold.config import Settings
-from smallhold.errors import (
-    RecordNotFoundError,
-    RunNotFoundError,
-    SmallholdError,
-    StructuredOutputError,
-)
-from smallhold.paths import Paths
-from smallhold.runtime.runtime import Runtime
-from smallhold.runtime.structured import generate_structured
-from smallhold.runtime.types import Completion, GenerationParams, Message
+from smallhold.errors import ConfigError, RecordNotFoundError, StructuredOutputError
+from smallhold.kit import Home
+from smallhold.runtime import Completion, GenerationParams, Message, Runtime, generate_structured
 from smallhold.store.collections import Collection
 from smallhold.store.handle import VaultHandle
+from smallhold.store.memory.store import MemoryStore
 
 RUNS = "code_runs"
 ITERATIONS = "code_iterations"
@@ -77,11 +79,25 @@ class Agent:
     notify: Notify = lambda _message: None
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], float] = time.time
+    sandboxes: SandboxFactory = bubblewrap
+    home: Home | None = None  # what durable runs launch on; set by :meth:`on`
 
     def __post_init__(self) -> None:
         self.runs = Collection(self.handle, RUNS, Run)
         self.iterations = Collection(self.handle, ITERATIONS, Iteration)
         self.proposals = Collection(self.handle, PROPOSALS, Proposal)
+
+    @classmethod
+    def on(cls, home: Home, *, policy: Path | None = None, limits: Limits | None = None,
+           sandboxes: SandboxFactory = bubblewrap,
+           decider: approval.Decider | None = None) -> Agent:
+        """The agent of ``home``'s profile: its runtime, vault, embedder and user seam
+        (approvals are asked through ``home.io``; ``policy`` is an approval policy file)."""
+        memory = CodeMemory(lambda: MemoryStore(home.vault, home.embedder))
+        chosen = decider or approval.choose(policy, home.io.interactive, home.io.confirm)
+        return cls(home.runtime, home.vault, memory, home.folder("code-runs"),
+                   decider=chosen, notify=home.io.notify, limits=limits or Limits(),
+                   sandboxes=sandboxes, home=home)
 
     # -- records ----------------------------------------------------------------------------
 
@@ -99,9 +115,11 @@ class Agent:
         self.runs.put(run, run.id)
 
     def iteration(self, run_id: str, number: int) -> Iteration:
+        """Iteration ``number`` as saved, or a new one (a step that had not saved it yet);
+        a vault that cannot be read is raised, not read as an empty iteration."""
         try:
             return self.iterations.get(f"{run_id}:{number}").value
-        except SmallholdError:
+        except RecordNotFoundError:
             return Iteration(run_id=run_id, number=number)
 
     def history(self, run_id: str, upto: int) -> list[Iteration]:
@@ -113,11 +131,12 @@ class Agent:
     def workspace(self, run: Run) -> Workspace:
         return Workspace.attach(Path(run.workspace), Path(run.task.project))
 
-    def sandbox(self, run: Run) -> Sandbox:
-        """The run's sandbox; attaching first moves the repository of a run an older
-        version made out of the copy before untrusted code runs there again."""
+    def sandbox(self, run: Run) -> Runner:
+        """The run's sandbox (bubblewrap unless the agent was given another factory);
+        attaching first moves the repository of a run an older version made out of the
+        copy before untrusted code runs there again."""
         self.workspace(run)
-        return Sandbox(Path(run.workspace), python=run.task.python, limits=self.limits)
+        return self.sandboxes(Path(run.workspace), run.task.python, self.limits)
 
     def test(self, run: Run) -> TestReport:
         """The task's tests in the sandbox, on the run's working copy as it is now."""
@@ -154,7 +173,7 @@ class Agent:
             spent += done.usage.prompt_tokens + done.usage.completion_tokens
             try:
                 return edits.parse_edit(done.text), spent, ""
-            except edits.EditFormatError as exc:
+            except EditFormatError as exc:
                 problem = str(exc)
                 history = [*history, Message(role="assistant", content=done.text),
                            Message(role="user", content=f"I could not read that: {problem}. "
@@ -171,20 +190,6 @@ class Agent:
                   workspace=str(workspace.path), started_at=self.clock())
         self.save(run)
         return run
-
-
-_ACTIVE: Agent | None = None
-
-
-def activate(agent: Agent | None) -> None:
-    global _ACTIVE
-    _ACTIVE = agent
-
-
-def active() -> Agent:
-    if _ACTIVE is None:
-        raise RuntimeError("no agent is active in this process (call activate first)")
-    return _ACTIVE
 
 
 def _read_files(ws: Workspace) -> tuple[list[str], dict[str, str]]:
@@ -254,19 +259,55 @@ def _report_into(it: Iteration, report: TestReport) -> None:
     it.contained = list(report.contained)
 
 
-# -- steps --------------------------------------------------------------------------------
+# -- what the steps hand back to the workflow (all DBOS keeps of them) -------------------
 
-@DBOS.step()
-def baseline_step(run_id: str) -> dict[str, Any]:
-    agent = active()
+@dataclass(frozen=True)
+class Baseline:
+    passed: int
+    ok: bool
+    timed_out: bool
+    summary: str
+
+
+@dataclass(frozen=True)
+class Planned:
+    planned: bool
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Written:
+    changes: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Applied:
+    changed: int
+    commit: str
+
+
+@dataclass(frozen=True)
+class Reflected:
+    tokens: int
+    chose: bool
+
+
+@dataclass(frozen=True)
+class Finished:
+    status: str
+
+
+# -- the steps' work, on an agent ----------------------------------------------------------
+
+def baseline(agent: Agent, run_id: str) -> Baseline:
     run = agent.run(run_id)
     agent.notify("running the tests before any change")
     report = agent.test(run)
     run.baseline_passed, run.baseline_failed = report.passed, report.failed + report.errors
     run.baseline_summary, run.baseline_tail = report.summary, "" if report.ok else report.tail()
     agent.save(run)
-    return {"passed": report.passed, "ok": report.ok, "timed_out": report.timed_out,
-            "summary": report.summary}
+    return Baseline(report.passed, report.ok, report.timed_out, report.summary)
 
 
 def _plan_prompt(agent: Agent, run: Run, number: int) -> list[Message]:
@@ -283,9 +324,7 @@ def _plan_prompt(agent: Agent, run: Run, number: int) -> list[Message]:
                                  now=(now.summary, now.tail))
 
 
-@DBOS.step()
-def plan_step(run_id: str, number: int) -> dict[str, Any]:
-    agent = active()
+def plan(agent: Agent, run_id: str, number: int) -> Planned:
     run = agent.run(run_id)
     agent.notify(f"iteration {number}: planning")
     it = Iteration(run_id=run_id, number=number)
@@ -296,7 +335,7 @@ def plan_step(run_id: str, number: int) -> dict[str, Any]:
         it.rejected.append(f"the model's plan could not be read: {problem}")
     it.tokens, it.seconds = tokens, time.perf_counter() - started
     agent.put(it)
-    return {"planned": it.plan is not None, "tokens": tokens}
+    return Planned(it.plan is not None, tokens)
 
 
 def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
@@ -307,7 +346,7 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
     for change in edit.changes:
         try:
             rel = safe_relative(change.path)
-        except SmallholdError as exc:
+        except ProjectError as exc:
             it.rejected.append(str(exc))
             continue
         if run.task.editable is not None and rel not in run.task.editable:
@@ -344,13 +383,11 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
     return accepted
 
 
-@DBOS.step()
-def write_step(run_id: str, number: int) -> dict[str, Any]:
-    agent = active()
+def write(agent: Agent, run_id: str, number: int) -> Written:
     run = agent.run(run_id)
     it = agent.iteration(run_id, number)
     if it.plan is None:
-        return {"changes": 0, "tokens": 0}
+        return Written(0, 0)
     agent.notify(f"iteration {number}: writing {', '.join(it.plan.files)}")
     started = time.perf_counter()
     messages = prompts.edit_messages(run.task, _plan_prompt(agent, run, number), it.plan)
@@ -363,19 +400,17 @@ def write_step(run_id: str, number: int) -> dict[str, Any]:
     it.seconds += time.perf_counter() - started
     agent.put(it)
     agent.proposals.put(Proposal(changes=proposed), f"{run_id}:{number}")
-    return {"changes": len(proposed), "tokens": tokens}
+    return Written(len(proposed), tokens)
 
 
-@DBOS.step()
-def apply_step(run_id: str, number: int) -> dict[str, Any]:
-    agent = active()
+def apply(agent: Agent, run_id: str, number: int) -> Applied:
     run = agent.run(run_id)
     ws = agent.workspace(run)
     ws.discard()  # what a step killed half-way left behind
     it = agent.iteration(run_id, number)
     try:
         changes = agent.proposals.get(f"{run_id}:{number}").value.changes
-    except SmallholdError:
+    except RecordNotFoundError:  # the write step wrote nothing (no plan)
         changes = []
     before = ws.commit("(nothing pending)")
     it.parent = before
@@ -384,12 +419,12 @@ def apply_step(run_id: str, number: int) -> dict[str, Any]:
     it.commit = ws.commit(f"iteration {number}: {summary}"[:200])
     it.diff = ws.diff(before) if it.changed else ""
     agent.put(it)
-    return {"changed": len(it.changed), "commit": it.commit}
+    return Applied(len(it.changed), it.commit)
 
 
-@DBOS.step()
-def test_step(run_id: str, number: int) -> dict[str, Any]:
-    agent = active()
+def test(agent: Agent, run_id: str, number: int) -> Outcome:
+    """The tests on iteration ``number``'s change, as the breaker weighs them (the tokens
+    are the iteration's plan and write so far; the loop adds the reflection's)."""
     run = agent.run(run_id)
     it = agent.iteration(run_id, number)
     agent.notify(f"iteration {number}: testing")
@@ -405,17 +440,14 @@ def test_step(run_id: str, number: int) -> dict[str, Any]:
     if ledger and ledger[-1].status == "open":  # this iteration tested that hypothesis
         ledger[-1] = reflection.judge(ledger[-1], previous, it.passed, it.ok)
         agent.save(run)
-    return {"passed": it.passed, "ok": it.ok, "signature": it.signature_key,
-            "tokens": it.tokens, "seconds": it.seconds}
+    return Outcome(it.passed, it.ok, it.signature_key, it.tokens, it.seconds)
 
 
-@DBOS.step()
-def undo_step(run_id: str, number: int) -> dict[str, Any]:
+def undo(agent: Agent, run_id: str, number: int) -> bool:
     """Roll the working copy back to where iteration ``number`` started if its change made
     the tests worse, so the next iteration (and ``code diff``/``apply``) build on the best
     state rather than on a broken one. A step of its own: resetting to a fixed commit is
     safe to repeat after a kill, and the test step never sees a half-undone tree."""
-    agent = active()
     run = agent.run(run_id)
     it = agent.iteration(run_id, number)
     why = worse(it, standing(run, agent.history(run_id, number)))
@@ -424,12 +456,10 @@ def undo_step(run_id: str, number: int) -> dict[str, Any]:
         it.undone = why
         agent.put(it)
         agent.notify(f"iteration {number}: undone, {why}")
-    return {"undone": bool(it.undone)}
+    return bool(it.undone)
 
 
-@DBOS.step()
-def reflect_step(run_id: str, number: int) -> dict[str, Any]:
-    agent = active()
+def reflect(agent: Agent, run_id: str, number: int) -> Reflected:
     run = agent.run(run_id)
     it = agent.iteration(run_id, number)
     agent.notify(f"iteration {number}: reflecting on {it.test_summary}")
@@ -439,7 +469,7 @@ def reflect_step(run_id: str, number: int) -> dict[str, Any]:
     if found is None:
         it.tokens += tokens
         agent.put(it)
-        return {"tokens": tokens, "chose": False}
+        return Reflected(tokens, False)
     chosen = reflection.choose(found, run.hypotheses)
     it.reflection, it.hypothesis, it.tokens = found, chosen, it.tokens + tokens
     agent.put(it)
@@ -449,7 +479,7 @@ def reflect_step(run_id: str, number: int) -> dict[str, Any]:
         agent.save(run)
     # DBOS keeps step results in its own database, outside the vault: counts only, never
     # the model's words about the user's code.
-    return {"tokens": tokens, "chose": chosen is not None}
+    return Reflected(tokens, chosen is not None)
 
 
 def _learn(agent: Agent, run: Run, iterations: list[Iteration]) -> None:
@@ -472,9 +502,7 @@ def _learn(agent: Agent, run: Run, iterations: list[Iteration]) -> None:
                 agent.memory.learn_fix(sig, fix)
 
 
-@DBOS.step()
-def finish_step(run_id: str, reason: str, detail: str) -> dict[str, Any]:
-    agent = active()
+def finish(agent: Agent, run_id: str, reason: str, detail: str) -> Finished:
     run = agent.run(run_id)
     run.status = "solved" if reason == "solved" else ("failed" if reason == "tests-hang"
                                                        else "stopped")
@@ -483,75 +511,128 @@ def finish_step(run_id: str, reason: str, detail: str) -> dict[str, Any]:
     agent.save(run)
     _learn(agent, run, iterations)
     agent.notify(f"{run.status}: {detail}")
-    return {"status": run.status}
+    return Finished(run.status)
 
 
-@DBOS.workflow()
-def agent_workflow(run_id: str) -> dict[str, Any]:
-    run = active().run(run_id)
-    task = run.task
-    budget = Budget(max_iterations=task.max_iterations, tokens=task.token_budget,
-                    seconds=task.seconds_budget)
-    base = baseline_step(run_id)
-    if base["timed_out"]:
-        return finish_step(run_id, "tests-hang", f"the project's tests did not finish within "
-                                                 f"{task.timeout_s:.0f} s before any change; "
-                                                 "fix the hang or raise --timeout")
-    outcomes: list[Outcome] = []
-    stop: Stop | None = None
-    for number in range(1, task.max_iterations + 1):
-        planned = plan_step(run_id, number)
-        written = write_step(run_id, number) if planned["planned"] else {"tokens": 0}
-        apply_step(run_id, number)
-        tested = test_step(run_id, number)
-        outcomes.append(Outcome(passed=tested["passed"], ok=tested["ok"],
-                                signature=tested["signature"],
-                                tokens=planned["tokens"] + written["tokens"],
-                                seconds=tested["seconds"]))
-        if not tested["ok"]:
-            undo_step(run_id, number)
-        _count(run_id, number)
-        stop = should_stop(outcomes, budget, baseline_passed=base["passed"])
-        if stop is not None:
-            break
-        reflected = reflect_step(run_id, number)
-        outcomes[-1] = Outcome(**{**outcomes[-1].__dict__,
-                                  "tokens": outcomes[-1].tokens + reflected["tokens"]})
-    if stop is None:
-        stop = Stop("iterations", f"{len(outcomes)} iterations without passing")
-    return finish_step(run_id, stop.reason, stop.detail)
-
-
-def _count(run_id: str, number: int) -> None:
-    agent = active()
+def count(agent: Agent, run_id: str, number: int) -> None:
     run = agent.run(run_id)
     if run.iterations < number:
         run.iterations = number
         agent.save(run)
 
 
-def execute(agent: Agent, run_id: str, paths: Paths, settings: Settings, *,
-            resume: bool = False) -> Run:
+# -- the durable workflow ------------------------------------------------------------------
+
+@DBOS.dbos_class()
+class AgentLoop(DBOSConfiguredInstance):
+    """One run's loop as a DBOS workflow on one agent.
+
+    The instance is named after the run: DBOS records that name with the workflow and, when
+    ``smallhold code resume`` recovers the run, calls the steps on the instance of that
+    name, which :func:`execute` has just built from the resuming process's home.
+    """
+
+    def __init__(self, agent: Agent, run_id: str) -> None:
+        self.agent = agent
+        super().__init__(run_id)
+
+    @DBOS.step()
+    def baseline_step(self, run_id: str) -> Baseline:
+        return baseline(self.agent, run_id)
+
+    @DBOS.step()
+    def plan_step(self, run_id: str, number: int) -> Planned:
+        return plan(self.agent, run_id, number)
+
+    @DBOS.step()
+    def write_step(self, run_id: str, number: int) -> Written:
+        return write(self.agent, run_id, number)
+
+    @DBOS.step()
+    def apply_step(self, run_id: str, number: int) -> Applied:
+        return apply(self.agent, run_id, number)
+
+    @DBOS.step()
+    def test_step(self, run_id: str, number: int) -> Outcome:
+        return test(self.agent, run_id, number)
+
+    @DBOS.step()
+    def undo_step(self, run_id: str, number: int) -> bool:
+        return undo(self.agent, run_id, number)
+
+    @DBOS.step()
+    def reflect_step(self, run_id: str, number: int) -> Reflected:
+        return reflect(self.agent, run_id, number)
+
+    @DBOS.step()
+    def finish_step(self, run_id: str, reason: str, detail: str) -> Finished:
+        return finish(self.agent, run_id, reason, detail)
+
+    @DBOS.step()
+    def count_step(self, run_id: str, number: int) -> None:
+        count(self.agent, run_id, number)
+
+    @DBOS.workflow()
+    def loop(self, run_id: str) -> Finished:
+        task = self.agent.run(run_id).task
+        budget = Budget(max_iterations=task.max_iterations, tokens=task.token_budget,
+                        seconds=task.seconds_budget)
+        base = self.baseline_step(run_id)
+        if base.timed_out:
+            return self.finish_step(run_id, "tests-hang", "the project's tests did not "
+                                    f"finish within {task.timeout_s:.0f} s before any "
+                                    "change; fix the hang or raise --timeout")
+        outcomes: list[Outcome] = []
+        stop: Stop | None = None
+        for number in range(1, task.max_iterations + 1):
+            if self.plan_step(run_id, number).planned:
+                self.write_step(run_id, number)
+            self.apply_step(run_id, number)
+            tested = self.test_step(run_id, number)
+            outcomes.append(tested)
+            if not tested.ok:
+                self.undo_step(run_id, number)
+            self.count_step(run_id, number)
+            stop = should_stop(outcomes, budget, baseline_passed=base.passed)
+            if stop is not None:
+                break
+            reflected = self.reflect_step(run_id, number)
+            outcomes[-1] = replace(outcomes[-1], tokens=outcomes[-1].tokens + reflected.tokens)
+        if stop is None:
+            stop = Stop("iterations", f"{len(outcomes)} iterations without passing")
+        return self.finish_step(run_id, stop.reason, stop.detail)
+
+
+def execute(agent: Agent, run_id: str, *, resume: bool = False) -> Run:
     """Run (or resume) ``run_id`` to its end in this process; returns the final record.
 
-    DBOS is launched as executor ``run_id``: a fresh run has nothing to recover, and a
-    resumed one is recovered by the launch itself (its pending workflow), which we then
-    wait for. A run that failed with an error is resumed explicitly.
+    DBOS is launched as executor ``run_id`` on the agent's home: a fresh run has nothing to
+    recover, and a resumed one is recovered by the launch itself (its pending workflow, on
+    the :class:`AgentLoop` registered under the run's name just before), which we then wait
+    for. A run that failed with an error is resumed explicitly.
     """
     run = agent.run(run_id)
     if resume and run.status != "running":
         return run
-    activate(agent)
+    if agent.home is None:
+        raise ConfigError("this agent has no home to launch durable runs on; build it "
+                          "with Agent.on(home)")
+    loop = AgentLoop(agent, run_id)
     try:
-        with durable.launched(paths, settings, executor_id=run_id):
+        with agent.home.durable(run_id):
             status = DBOS.get_workflow_status(run_id)
             if status is None:
                 with SetWorkflowID(run_id):
-                    agent_workflow(run_id)
+                    loop.loop(run_id)
             else:
+                if status.app_version not in (None, durable.WORKFLOW_VERSION):
+                    raise RunFormatError(
+                        f"run {run_id} was started by an older smallhold ({status.app_version}"
+                        f") and cannot be resumed by this one; `smallhold code diff {run_id}`"
+                        " still shows what it did, or start the task again.")
                 if status.status in ("ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
                     DBOS.resume_workflow(run_id)
                 DBOS.retrieve_workflow(run_id).get_result()
     finally:
-        activate(None)
+        durable.release(loop)
     return agent.run(run_id)

@@ -16,23 +16,16 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from smallhold.apps.code import approval
+from smallhold.apps.code import APP, approval
 from smallhold.apps.code.agent import Agent, execute
-from smallhold.apps.code.memory import KINDS, CodeMemory
+from smallhold.apps.code.errors import ProjectError
+from smallhold.apps.code.memory import KINDS
 from smallhold.apps.code.models import Run, Task
-from smallhold.apps.code.sandbox import Sandbox
 from smallhold.apps.code.testing import default_command, parse_command
 from smallhold.apps.code.workspace import dirty_files
-from smallhold.config import load_settings
 from smallhold.console import console, emit_json, err_console, handle_errors, json_option
 from smallhold.console import profile_option as profile_opt
-from smallhold.errors import ProjectError
-from smallhold.paths import resolve_paths
-from smallhold.runtime.runtime import Runtime
-from smallhold.store.memory.store import MemoryStore
-from smallhold.store.vault import open_vault
-
-AGENT_CONTEXT = 8192  # project files + test output need more than a chat turn
+from smallhold.kit.cli import open_home
 
 
 class _CodeGroup(click.Group):
@@ -68,23 +61,9 @@ def _python_for(project: Path) -> str:
 @contextmanager
 def _agent(profile: str, policy: Path | None = None, quiet: bool = False
            ) -> Iterator[Agent]:
-    paths = resolve_paths()
-    settings = load_settings(paths)
-    settings.profile = profile
-    settings.runtime.n_ctx = max(settings.runtime.n_ctx, AGENT_CONTEXT)
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    decider = approval.choose(policy, interactive, lambda q: click.confirm(q, err=True))
-    with open_vault(paths, settings.profile, create_default=True) as vault:
-        runtime = Runtime.open(settings, paths, app="code")
-        try:
-            memory = CodeMemory(lambda: MemoryStore(vault, runtime.embedder))
-            notify = (lambda _m: None) if quiet else (
-                lambda m: err_console.print(f"[dim]{m}[/dim]"))
-            yield Agent(runtime, vault, memory,
-                        paths.ensure(paths.profile_dir(settings.profile) / "code-runs"),
-                        decider=decider, notify=notify)
-        finally:
-            runtime.close()
+    """The profile's agent, on the home every command opens (a test's overrides apply)."""
+    with open_home(profile, app=APP, quiet=quiet) as home:
+        yield Agent.on(home, policy=policy)
 
 
 def _summary(run: Run) -> dict[str, object]:
@@ -146,7 +125,8 @@ def run_command(task: str, project: Path, test_command: str | None, max_iteratio
                           "the agent works on a copy that includes them, and apply refuses "
                           "to overwrite any file you change meanwhile.[/yellow]")
     with _agent(profile, policy, quiet=as_json) as agent:
-        Sandbox(project, python=python).check()  # refuse early without a working sandbox
+        # refuse early without a working sandbox
+        agent.sandboxes(project, python, agent.limits).check()
         if network:
             decision = approval.ask(agent.decider, approval.Request(
                 "(new run)", "network", "network access for the project's tests"),
@@ -162,7 +142,7 @@ def run_command(task: str, project: Path, test_command: str | None, max_iteratio
         if not as_json:
             err_console.print(f"[dim]run {run.id} (resume with: smallhold code resume "
                               f"{run.id})[/dim]")
-        done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings)
+        done = execute(agent, run.id)
         _report(agent, done, as_json)
 
 
@@ -179,7 +159,7 @@ def resume(run_id: str, as_json: bool, profile: str) -> None:
             err_console.print(f"run {run.id} already ended: {run.status}")
         else:
             agent.runtime.prepare(run.task.model)
-        done = execute(agent, run.id, agent.runtime.paths, agent.runtime.settings, resume=True)
+        done = execute(agent, run.id, resume=True)
         _report(agent, done, as_json)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from smallhold.apps.code.errors import EditFormatError
 from smallhold.apps.code.models import Edit, FileChange
 
 _PLACEHOLDER = "<every line of the new"
@@ -34,10 +35,6 @@ _HEADERS = [
 ]
 _FIRST_LINE = re.compile(rf"^\s*(?:#|//)\s*(?:file(?:name)?\s*:\s*)?{_PATH}\s*$", re.I)
 _INFO_PATH = re.compile(rf"^(?:\w+[ \t:]+)?{_PATH}$")
-
-
-class EditFormatError(ValueError):
-    """The reply held no file this parser could read; the message says what to fix."""
 
 
 def _header_path(line: str) -> str | None:

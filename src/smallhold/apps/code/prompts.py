@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from smallhold.apps.code import edits
 from smallhold.apps.code.models import Iteration, Plan, Task
 from smallhold.apps.code.reflection import MAX_HYPOTHESES, Tried
+from smallhold.runtime import Message
 from smallhold.runtime.structured import schema_instruction
-from smallhold.runtime.types import Message
 
 SYSTEM = (
     "You are a careful Python engineer working on a copy of the user's project. You change "

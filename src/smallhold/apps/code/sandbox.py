@@ -30,13 +30,13 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from smallhold.apps.code.errors import SandboxUnavailableError
 from smallhold.apps.code.sandbox_launcher import exit_status
-from smallhold.errors import SandboxUnavailableError
 
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
 LAUNCHER_IN_SANDBOX = "/run/smallhold/sandbox_launcher.py"
@@ -301,6 +301,30 @@ class Sandbox:
             signal=_signal_name(-code) if code < 0 else None,
             cpu_seconds=report["cpu_seconds"], max_rss_mb=report["max_rss_kb"] / 1024,
             leftover=report["leftover"])
+
+
+class Runner(Protocol):
+    """What the agent needs of a sandbox: run a command in the working copy, within limits,
+    and say what happened. :class:`Sandbox` is the real one; tests on a machine without
+    bubblewrap pass their own through the agent's ``sandboxes`` factory."""
+
+    project: Path  # the working copy, read-write inside at the same path
+    limits: Limits
+
+    def check(self) -> None:
+        """Raise :class:`SandboxUnavailableError` if commands cannot run here."""
+        ...
+
+    def run(self, command: Sequence[str], *, network: bool = False,
+            limits: Limits | None = None) -> SandboxResult: ...
+
+
+SandboxFactory = Callable[[Path, str, Limits], Runner]
+
+
+def bubblewrap(project: Path, python: str, limits: Limits) -> Runner:
+    """The default :data:`SandboxFactory`: :class:`Sandbox` on ``project``."""
+    return Sandbox(project, python=python, limits=limits)
 
 
 def _drain(fd: int, into: bytearray) -> None:

@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from smallhold.errors import ApplyConflictError, ProjectError
+from smallhold.apps.code.errors import ApplyConflictError, ProjectError
 
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", "node_modules",
                           "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",

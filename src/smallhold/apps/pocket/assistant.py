@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from smallhold.apps.pocket.background import Background, Outcome, SyncRunner, sync_if_paired
+from smallhold.apps.pocket.background import Background, Outcome, SyncRunner
 from smallhold.apps.pocket.chunking import Piece, split_sentences, topic_chunks
 from smallhold.apps.pocket.conversations import ConversationStore, Turn
-from smallhold.apps.pocket.power import PowerDecision, PowerPolicy, decide
 from smallhold.apps.pocket.window import MEMORY_SHARE, Prompt, Recalled, build_prompt
 from smallhold.errors import (
     ContextOverflowError,
@@ -25,13 +24,12 @@ from smallhold.errors import (
     RecordNotFoundError,
     RecordValidationError,
 )
-from smallhold.paths import resolve_paths
-from smallhold.runtime.runtime import Runtime
-from smallhold.runtime.types import Delta, Finish, GenerationParams, Message, StreamEvent
+from smallhold.kit.home import Home, Overrides
+from smallhold.kit.power import PowerDecision, PowerPolicy, decide
+from smallhold.kit.sync import sync_if_paired
+from smallhold.runtime import Delta, Finish, GenerationParams, Message, Runtime, StreamEvent
 from smallhold.store.handle import VaultHandle
 from smallhold.store.memory import MemoryStore, TextEmbedder
-from smallhold.store.vault import open_vault
-from smallhold.trace.log import TraceLog
 
 SYSTEM = "You are a helpful assistant running privately on the user's own device. Be concise."
 RECENT_FETCH = 400  # turns read back per prompt; the window never holds more
@@ -77,6 +75,13 @@ class Pocket:
         self.system = system
         self.model = model
         self.saver_model = saver_model  # answers with this smaller model in saver mode
+
+    @classmethod
+    def on(cls, home: Home, *, model: str | None = None, system: str = SYSTEM) -> Pocket:
+        """The pocket of ``home``'s profile: its runtime, vault and embedder; in saver
+        mode it answers with the next smaller installed model."""
+        return cls(home.runtime, home.vault, home.embedder, system=system, model=model,
+                   saver_model=home.runtime.smaller_model(model))
 
     def counter(self, model: str | None = None) -> Callable[[str], int]:
         """Token counting for ``model`` (default: the pocket's), as the window needs it."""
@@ -222,15 +227,8 @@ __all__ = ["SYSTEM", "Pocket", "TurnResult", "chunk_kind", "open_pocket", "sessi
 
 
 @contextmanager
-def open_pocket(profile: str = "default", model: str | None = None,
-                system: str = SYSTEM) -> Iterator[Pocket]:
-    """A pocket on the profile's vault and runtime (the trace log shares the vault)."""
-    paths = resolve_paths()
-    with open_vault(paths, profile, create_default=True) as vault:
-        runtime = Runtime.open(paths=paths, trace=TraceLog(vault.conn, lock=vault.lock),
-                               app="pocket")
-        try:
-            yield Pocket(runtime, vault, runtime.embedder, system=system, model=model,
-                         saver_model=runtime.smaller_model(model))
-        finally:
-            runtime.close()
+def open_pocket(profile: str | None = None, model: str | None = None, system: str = SYSTEM, *,
+                overrides: Overrides | None = None) -> Iterator[Pocket]:
+    """A pocket on the profile's home (one vault, shared by the trace log)."""
+    with Home.open(profile, app="pocket", overrides=overrides) as home:
+        yield Pocket.on(home, model=model, system=system)

@@ -9,21 +9,31 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from rich.table import Table
 
-from smallhold.apps.pocket.assistant import SYSTEM, Pocket, open_pocket
+from smallhold.apps.pocket import APP
+from smallhold.apps.pocket.assistant import SYSTEM, Pocket
 from smallhold.apps.pocket.background import JOBS, Background, Outcome
-from smallhold.apps.pocket.power import decide
 from smallhold.console import console, emit_json, err_console, handle_errors
 from smallhold.console import profile_option as profile_opt
-from smallhold.paths import resolve_paths
-from smallhold.runtime.runtime import Runtime
-from smallhold.runtime.types import Delta, GenerationParams
-from smallhold.store.vault import open_vault
+from smallhold.kit.cli import open_home
+from smallhold.kit.power import decide
+from smallhold.runtime import Delta, GenerationParams, Runtime
 
 DEFAULT_CONVERSATION = "default"
+
+
+@contextmanager
+def open_pocket(profile: str, model: str | None = None, system: str = SYSTEM
+                ) -> Iterator[Pocket]:
+    """The profile's pocket on the home every command opens (a test's overrides apply:
+    a scripted backend, a simulated phone)."""
+    with open_home(profile, app=APP) as home:
+        yield Pocket.on(home, model=model, system=system)
 
 
 class _ChatGroup(click.Group):
@@ -173,8 +183,8 @@ def list_(profile: str, as_json: bool) -> None:
     """Saved conversations."""
     from smallhold.apps.pocket.conversations import ConversationStore
 
-    with open_vault(resolve_paths(), profile, create_default=True) as vault:
-        found = ConversationStore(vault).all()
+    with open_home(profile, app=APP) as home:
+        found = ConversationStore(home.vault).all()
     if as_json:
         emit_json({"conversations": found})
         return
@@ -195,8 +205,8 @@ def show(profile: str, name: str, limit: int, as_json: bool) -> None:
     """The newest turns of conversation NAME."""
     from smallhold.apps.pocket.conversations import ConversationStore
 
-    with open_vault(resolve_paths(), profile, create_default=True) as vault:
-        store = ConversationStore(vault)
+    with open_home(profile, app=APP) as home:
+        store = ConversationStore(home.vault)
         conversation = store.get(name)
         turns = store.recent(name, limit)
     if as_json:

@@ -131,4 +131,7 @@ class ConversationStore:
         return conversation.turns
 
 
-__all__ = ["CONVERSATIONS", "TURNS", "Conversation", "ConversationStore", "Turn", "turn_id"]
+SYNCED = {CONVERSATIONS: Conversation, TURNS: Turn}  # what pocket offers to sync
+
+__all__ = ["CONVERSATIONS", "SYNCED", "TURNS", "Conversation", "ConversationStore", "Turn",
+           "turn_id"]

@@ -20,9 +20,9 @@ from toga.style import Pack
 
 from smallhold.apps.pocket.assistant import Pocket
 from smallhold.apps.pocket.background import Outcome
-from smallhold.apps.pocket.power import decide
 from smallhold.errors import SmallholdError
-from smallhold.runtime.types import Delta, GenerationParams
+from smallhold.kit.power import decide
+from smallhold.runtime import Delta, GenerationParams
 
 APP_ID = "org.smallhold.pocket"
 WRAP = 100

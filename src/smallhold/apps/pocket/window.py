@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from smallhold.errors import ContextOverflowError
+from smallhold.runtime import Message
 from smallhold.runtime.context import PER_MESSAGE_OVERHEAD, fit_window
-from smallhold.runtime.types import Message
 
 CountFn = Callable[[str], int]
 MEMORY_SHARE = 0.35

@@ -1,7 +1,8 @@
 """Any OpenAI-compatible server, opt-in by config (``runtime.backend = "openai"``), never default.
 
 Requests go only to the configured ``openai.base_url``; the API key is sent as a bearer token
-and never logged or traced.
+and never logged or traced. The reply is a server-sent event stream, read with ``httpx-sse``
+(a reply that is not ``text/event-stream`` is a malformed stream, not an empty answer).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from httpx_sse import SSEError, connect_sse
 
 from smallhold.config import OpenAISettings
 from smallhold.errors import BackendError, ContextOverflowError, UnknownModelError
@@ -53,19 +55,20 @@ class OpenAIBackend:
         usage = Usage()
         finish = "stop"
         try:
-            with self._client.stream("POST", "chat/completions", json=self._body(request)) as resp:
+            with connect_sse(self._client, "POST", "chat/completions",
+                             json=self._body(request)) as source:
+                resp = source.response
                 if resp.status_code >= 400:
                     self._raise(resp.status_code, resp.read().decode("utf-8", "replace"))
-                for line in resp.iter_lines():
+                for event in source.iter_sse():
                     if request.cancel is not None and request.cancel.cancelled:
                         finish = "cancelled"
                         break
-                    if not line.startswith("data:"):
+                    if not event.data:
                         continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
+                    if event.data.strip() == "[DONE]":
                         break
-                    chunk = json.loads(payload)
+                    chunk = json.loads(event.data)
                     if chunk.get("usage"):
                         usage = Usage(prompt_tokens=chunk["usage"].get("prompt_tokens", 0),
                                       completion_tokens=chunk["usage"].get("completion_tokens", 0))
@@ -75,6 +78,8 @@ class OpenAIBackend:
                             yield Delta(text)
                         if choice.get("finish_reason"):
                             finish = "length" if choice["finish_reason"] == "length" else "stop"
+        except SSEError as exc:  # a transport error to httpx, but the server did answer
+            raise BackendError(f"{self.settings.base_url} sent a malformed stream: {exc}") from exc
         except httpx.HTTPError as exc:
             raise BackendError(
                 f"the OpenAI-compatible server at {self.settings.base_url} failed ({exc}); check "

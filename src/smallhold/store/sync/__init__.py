@@ -1,1 +1,1 @@
-"""Device sync through a relay that only ever holds ciphertext (in progress: crypto, relay)."""
+"""Device sync through a relay that only ever holds ciphertext (the relay: smallhold.relay)."""

@@ -26,27 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
 
-Op = Literal["put", "delete", "merge"]
-
-
-@dataclass(frozen=True)
-class Version:
-    """One version of one record as the log keeps it."""
-
-    version: str
-    parents: tuple[str, ...]
-    op: Op
-    data: Any
-    origin: str
-    at: float
-    keep: str | None = None  # for a merge: the parent whose value it carries
-
-    @property
-    def deleted(self) -> bool:
-        """A merge keeping a tombstone carries ``data=None`` and stays deleted."""
-        return self.op == "delete" or (self.op == "merge" and self.data is None)
+from smallhold.store.versions import Op, Version
 
 
 @dataclass(frozen=True)

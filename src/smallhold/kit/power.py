@@ -1,4 +1,7 @@
-"""Battery and heat: how hard pocket may work right now, and a queue that obeys it.
+"""Battery and heat: how hard the suite may work right now, and a queue that obeys it.
+
+One policy for every app: pocket shortens its answers and batches questions in saver mode,
+and every app's background jobs (:mod:`smallhold.kit.jobs`) wait for the charger.
 
 Three modes, decided from one :class:`~smallhold.runtime.device.DeviceState` (psutil through
 the runtime's injectable probe, so tests are a phone at 80 %, 15 % or 4 %):

@@ -2,7 +2,7 @@
 
 It never sees a key: groups are named by an id derived from the sync key, members prove
 themselves with a bearer token whose SHA-256 the relay keeps, and batches are opaque blobs
-(see :mod:`.crypto`). A group exists only once a device registered it on purpose
+(see :mod:`smallhold.store.sync.crypto`). A group exists only once a device registered it on purpose
 (``PUT /v1/groups/{id}``, which ``smallhold sync pair`` does): an upload or download for an
 unknown group is refused, so a typo or a stranger's token never makes a group as a side effect.
 Uploads are idempotent by (device, batch id), so a device that crashed after sending retries
