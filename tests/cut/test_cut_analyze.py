@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cut_clips import ffmpeg, needs_ffmpeg, three_shots
 
@@ -138,3 +139,33 @@ def test_the_cli_analyses_shows_a_contact_sheet_and_speaks_json(tmp_path: Path) 
     refused = smallhold("cut", "analyze", "--no-speech", "--no-describe", str(text), timeout=60)
     assert refused.returncode == 2 and "not a media file" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_cut_in_the_middle_of_speech_stays_in_its_scene() -> None:
+    from smallhold.apps.cut.analyze import scenes
+    from smallhold.apps.cut.models import Shot, Span
+    from smallhold.apps.cut.shots import Signature
+
+    hists = np.zeros((150, 4), np.float32)
+    hists[:50, 0] = hists[50:100, 1] = hists[100:, 2] = 1  # three shots of different colours
+    signature = Signature(np.zeros((150, 9, 16, 3), np.float32), np.zeros(150, np.float32),
+                          np.zeros(150, np.float32), hists)
+    shots = [Shot(index=i, start_frame=50 * i, end_frame=50 * i + 49, start_s=2.0 * i,
+                  end_s=2.0 * i + 2) for i in range(3)]
+    assert [s.shots for s in scenes(shots, signature)] == [[0], [1], [2]]
+    talking = [Span(start=1.0, end=3.5)]  # someone speaks across the first cut only
+    assert [s.shots for s in scenes(shots, signature, talking)] == [[0, 1], [2]]
+
+
+def test_without_ffmpeg_the_cli_says_what_to_install(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00" * 64)
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path),  # nothing on PATH: no ffprobe
+           "SMALLHOLD_HOME": str(tmp_path / "home"),
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    done = subprocess.run([sys.executable, "-m", "smallhold.cli", "cut", "analyze",
+                           "--no-speech", "--no-describe", str(clip)], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 4, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "ffprobe is not installed" in line and "apt-get install ffmpeg" in line

@@ -37,4 +37,10 @@ def test_a_clip_is_analysed_and_described_by_the_local_model(tmp_path: Path) -> 
     trace = subprocess.run([sys.executable, "-m", "smallhold.cli", "trace", "list", "--json"],
                            capture_output=True, text=True, env=env, timeout=120, check=False)
     calls = [r for r in json.loads(trace.stdout) if r.get("app") == "cut"]
-    assert len(calls) >= len(analysis["scenes"]) + len(analysis["beats"])
+    described = [c for c in calls if c.get("model") == SMOL]
+    assert len(described) == len(analysis["scenes"]) + sum(
+        1 for b in analysis["beats"] if len(b["scenes"]) > 1)
+    if not assets.missing_packages(get_model("faster-whisper-base")):  # the speech model
+        assert analysis["transcript"] is not None
+        assert [c["backend"] for c in calls if c.get("model") == "faster-whisper-base"] == [
+            "faster-whisper"]

@@ -49,7 +49,7 @@ def test_descriptions_come_from_the_model_one_line_each_and_are_traced(
     told = describe(film(), runtime)
     assert [s.description for s in told.scenes] == ["A calm stretch of long shots."] * 3
     assert len(told.beats) == 2 and all(b.description for b in told.beats)
-    assert len(backend.requests) == 5  # three scenes, two beats
+    assert len(backend.requests) == 4  # three scenes, one beat of two (one of one is its scene)
     assert "never the pictures" in backend.requests[0].messages[0].content
     calls = trace.list(kind="call")
-    assert len(calls) == 5 and {c.app for c in calls} == {"cut"}
+    assert len(calls) == 4 and {c.app for c in calls} == {"cut"}

@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, BinaryIO, Literal
 
 from smallhold.errors import ModelFileError, ModelNotInstalledError
 from smallhold.runtime.registry import FileSpec, ModelSpec, Part
@@ -212,6 +212,19 @@ def status(spec: ModelSpec, models_dir: Path) -> ModelStatus:
     return ModelStatus(spec, "assemblable", path, "packages installed; assembled on first use")
 
 
+def _append(src: Path, out: BinaryIO, digest: Any, done: int, total: int,
+            progress: Progress | None) -> int:
+    """Copy ``src`` to the end of ``out``, hashing as it goes; the bytes done so far."""
+    with src.open("rb") as handle:
+        while block := handle.read(_CHUNK):
+            out.write(block)
+            digest.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
+    return done
+
+
 def assemble(spec: ModelSpec, models_dir: Path, progress: Progress | None = None) -> Path:
     """Concatenate the parts into the models dir, verifying the sha256 on the way."""
     missing = missing_packages(spec)
@@ -229,13 +242,7 @@ def assemble(spec: ModelSpec, models_dir: Path, progress: Progress | None = None
     try:
         with partial.open("wb") as out:
             for src in paths:
-                with src.open("rb") as handle:
-                    while block := handle.read(_CHUNK):
-                        out.write(block)
-                        digest.update(block)
-                        done += len(block)
-                        if progress:
-                            progress(done, spec.size)
+                done = _append(src, out, digest, done, spec.size, progress)
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:
@@ -267,13 +274,7 @@ def _concatenate(spec: ModelSpec, item: FileSpec, out_path: Path, done: int,
             if src is None:  # removed since missing_packages() looked
                 raise ModelNotInstalledError(f"{spec.name} is not installed: "
                                              f"{install_hint(spec, [part.package])}.")
-            with src.open("rb") as handle:
-                while block := handle.read(_CHUNK):
-                    out.write(block)
-                    digest.update(block)
-                    written += len(block)
-                    if progress:
-                        progress(done + written, spec.size)
+            written = _append(src, out, digest, done + written, spec.size, progress) - done
         out.flush()
         os.fsync(out.fileno())
     if written != item.size or digest.hexdigest() != item.sha256:

@@ -11,7 +11,7 @@ analyser version analyses again).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +30,7 @@ from smallhold.apps.cut.models import (
     MediaInfo,
     Scene,
     Shot,
+    Span,
     Transcript,
 )
 from smallhold.apps.cut.probe import probe
@@ -107,8 +108,9 @@ class Analyzer:
                 pass
         notes: list[str] = []
         analysis = Analysis(analyser=ANALYSER, media=info, created_at=self.clock())
+        signature = None
         if info.has_video:
-            analysis = self._pictures(path, info, analysis)
+            analysis, signature = self._pictures(path, info, analysis)
         else:
             notes.append("no video stream: audio only, so no shots or look")
         if info.variable_frame_rate:
@@ -127,6 +129,9 @@ class Analyzer:
                 notes.append("speech not transcribed (no Whisper model, or --no-speech)")
         else:
             notes.append("no audio stream: no loudness, silence, music or speech")
+        if signature is not None:
+            speech = analysis.audio.speech if analysis.audio is not None else []
+            analysis.scenes = scenes(analysis.shots, signature, speech)
         analysis.beats = beats(analysis)
         if self.describe is not None and analysis.scenes:
             self.progress("describing", 0.0)
@@ -137,7 +142,8 @@ class Analyzer:
         self.progress("done", 1.0)
         return analysis, False
 
-    def _pictures(self, path: Path, info: MediaInfo, analysis: Analysis) -> Analysis:
+    def _pictures(self, path: Path, info: MediaInfo, analysis: Analysis
+                  ) -> tuple[Analysis, shot_detection.Signature]:
         stream = frames(path, info)
         meter = self.look(info.fps) if self.look is not None else None
         times: list[float] = []
@@ -164,13 +170,12 @@ class Analyzer:
             for shot in analysis.shots:
                 shot.look = meter.shot(shot.start_frame, shot.end_frame)
                 shot.summary = meter.summary(shot.look)
-        analysis.scenes = scenes(analysis.shots, signature)
         if meter is not None:
             analysis.notes.extend(meter.notes)
         if stream.errors:
             analysis.notes.append(f"the decoder reported {len(stream.errors)} problem(s), "
                                   f"first: {stream.errors[0]}")
-        return analysis
+        return analysis, signature
 
 
 def split(boundaries: list[Boundary], count: int, times: NDArray[np.float32]) -> list[Shot]:
@@ -190,10 +195,12 @@ def split(boundaries: list[Boundary], count: int, times: NDArray[np.float32]) ->
     return out
 
 
-def scenes(shots: list[Shot], signature: shot_detection.Signature) -> list[Scene]:
-    """Consecutive shots grouped by colour: a shot whose colour distribution is close to
-    the scene's so far joins it (a conversation cut between two angles of one room), a
-    different one starts a new scene (:mod:`.story` groups scenes into beats)."""
+def scenes(shots: list[Shot], signature: shot_detection.Signature,
+           speech: Sequence[Span] = ()) -> list[Scene]:
+    """Consecutive shots grouped by colour and by sound: a shot whose colour distribution
+    is close to the scene's so far joins it (two angles of one room), and so does one cut
+    to in the middle of someone speaking (a conversation's reverse shot, whatever its
+    colours); otherwise a new scene starts (:mod:`.story` groups scenes into beats)."""
     out: list[Scene] = []
     current: list[Shot] = []
     mean: NDArray[np.float64] | None = None
@@ -201,6 +208,7 @@ def scenes(shots: list[Shot], signature: shot_detection.Signature) -> list[Scene
         colours = signature.hists[shot.start_frame:shot.end_frame + 1].astype(np.float64)
         hist = colours.mean(axis=0) if len(colours) else np.zeros(signature.hists.shape[1])
         near = mean is not None and 0.5 * float(np.abs(hist - mean).sum()) < SCENE_COLOUR
+        near = near or _mid_speech(shot.start_s, speech)
         long = bool(current) and shot.start_s - current[0].start_s > SCENE_GAP_S
         if current and (not near or long):
             out.append(_scene(len(out), current))
@@ -210,6 +218,11 @@ def scenes(shots: list[Shot], signature: shot_detection.Signature) -> list[Scene
     if current:
         out.append(_scene(len(out), current))
     return out
+
+
+def _mid_speech(at: float, speech: Sequence[Span], margin: float = 0.3) -> bool:
+    """Whether ``at`` falls inside a stretch of speech, not at its edge."""
+    return any(span.start + margin < at < span.end - margin for span in speech)
 
 
 def _scene(index: int, members: list[Shot]) -> Scene:

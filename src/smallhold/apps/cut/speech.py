@@ -12,8 +12,8 @@ faster-whisper) skips silence, which is both faster and stops Whisper inventing 
 
 from __future__ import annotations
 
-import functools
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from smallhold.apps.cut.errors import MediaError
 from smallhold.apps.cut.models import Segment, Transcript, Word
 from smallhold.errors import ModelError, ModelNotInstalledError
+from smallhold.trace.records import CallRecord, TraceMessage
 
 if TYPE_CHECKING:
     from smallhold.kit.home import Home
@@ -171,4 +172,25 @@ def transcriber_for(home: Home) -> tuple[Callable[[Path], Transcript] | None, st
         path = whisper_model_dir(home.paths.models_dir)
     except ModelError as exc:
         return None, f"speech not transcribed: {exc}"
-    return functools.partial(transcribe, model_dir=path), ""
+
+    def traced(media: Path) -> Transcript:
+        """Transcribe, and log the call in the trace like every model call (it lives in
+        the vault, so the words may be kept there)."""
+        started, clock = time.time(), time.perf_counter()
+        error: str | None = None
+        result: Transcript | None = None
+        try:
+            result = transcribe(media, model_dir=path)
+            return result
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            home.trace.record_call(CallRecord(
+                app="cut", backend="faster-whisper", model=WHISPER_MODEL,
+                messages=[TraceMessage(role="user", content=f"transcribe {media.name}")],
+                output=result.text if result is not None else "",
+                finish_reason="stop" if error is None else "error", error=error,
+                latency_s=time.perf_counter() - clock, started_at=started))
+
+    return traced, ""

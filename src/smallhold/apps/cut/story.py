@@ -107,7 +107,7 @@ def describe(analysis: Analysis, runtime: Runtime, *, model: str | None = None,
              progress: Callable[[float], None] = lambda _f: None) -> Analysis:
     """``analysis`` with beats, and a description on every scene and beat."""
     asked = beats(analysis)
-    total = max(1, len(analysis.scenes) + len(asked))
+    total = max(1, len(analysis.scenes) + sum(1 for b in asked if len(b.scenes) > 1))
     done = 0
 
     def say(prompt: str) -> str:
@@ -122,8 +122,9 @@ def describe(analysis: Analysis, runtime: Runtime, *, model: str | None = None,
     scenes = [s.model_copy(update={"description": say(scene_prompt(analysis, s))})
               for s in analysis.scenes]
     described = analysis.model_copy(update={"scenes": scenes})
-    story = [b.model_copy(update={"description": say(beat_prompt(described, b))})
-             for b in asked]
+    story = [b.model_copy(update={"description": scenes[b.scenes[0]].description
+                                  if len(b.scenes) == 1 else say(beat_prompt(described, b))})
+             for b in asked]  # a beat of one scene is that scene: no second call for it
     return described.model_copy(update={"beats": story})
 
 
