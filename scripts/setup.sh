@@ -7,11 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="code,cut"  # the coding agent's DBOS and ruff; cut's decoders; pocket needs no extra
+extras="code,cut,life"  # code: DBOS, ruff; cut: decoders; life: parsers; pocket needs none
 gui=0
 for arg in "$@"; do
     case "$arg" in
-        --dev) extras="code,cut,dev" ;;
+        --dev) extras="code,cut,life,dev" ;;
         --gui) gui=1 ;;
         *) echo "unknown option $arg (use --dev and/or --gui)" >&2; exit 2 ;;
     esac

@@ -1,0 +1,23 @@
+"""life: a personal life OS on the person's own exports, all inside the vault.
+
+Layout: ``models`` (records as the sources said them), ``sources/`` (one streaming parser per
+export format: calendar, mail, money, health), ``store`` (life's tables), ``ingest`` (which
+export a file is; one transaction per file), ``cli`` (``smallhold life``). Part of issue 25;
+the knowledge graph, the 6-hourly checks, values and decisions and the dashboard build on
+this. This module only declares the app; it imports nothing heavy.
+"""
+
+from smallhold.apps.life.errors import LifeError
+from smallhold.kit.spec import AppSpec, Command, Ref
+
+APP = AppSpec(
+    name="life",
+    summary="A private picture of your life from your own exports, with cited warnings.",
+    errors=LifeError,
+    commands=[Command("life", Ref("smallhold.apps.life.cli:life", extra="life"),
+                      "Your calendar, money, health and mail, privately: ingest, status.")],
+    migrations=Ref("smallhold.apps.life.store:SCHEMA"),
+    extra="life",
+)
+
+__all__ = ["APP"]

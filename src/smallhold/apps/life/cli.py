@@ -1,0 +1,115 @@
+"""``smallhold life``: your exports, privately.
+
+    smallhold life ingest PATH...     calendar (.ics), bank (.ofx/.qfx, CSV), Apple Health
+                                      (export.xml), sleep/steps CSV, mail (.mbox)
+    smallhold life status             what is in the vault, by source, and what could not be read
+    smallhold life forget SOURCE      remove everything that came from one file
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from smallhold.apps.life import APP
+from smallhold.apps.life.ingest import as_dict
+from smallhold.apps.life.ingest import ingest as ingest_paths
+from smallhold.apps.life.store import LifeStore
+from smallhold.console import console, emit_json, err_console, handle_errors, json_option
+from smallhold.console import profile_option as profile_opt
+from smallhold.kit.cli import open_home
+
+
+@click.group()
+def life() -> None:
+    """Your calendar, money, health and mail, kept in your encrypted vault.
+
+    \b
+    smallhold life ingest PATH...   read exports (files or folders); safe to repeat
+    smallhold life status           what is stored, and what could not be read
+    """
+
+
+@life.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--force", is_flag=True, help="Read files again even if already ingested.")
+@profile_opt
+@json_option
+@handle_errors
+def ingest(paths: tuple[Path, ...], force: bool, profile: str, as_json: bool) -> None:
+    """Read exports into the vault; a file already read is skipped, a newer one adds only
+    what is new, and a bad record is reported with where it is."""
+    with open_home(profile, app=APP, quiet=as_json) as home, Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=err_console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("reading", total=None)
+
+        def progress(name: str, count: int) -> None:
+            bar.update(task, description=f"{name}: {count:,} records")
+
+        report = ingest_paths(LifeStore(home.vault), list(paths), progress=progress,
+                              force=force)
+        problems = LifeStore(home.vault).problems()
+    if as_json:
+        emit_json({**as_dict(report), "problem_list": [p.model_dump() for p in problems]})
+        return
+    table = Table("file", "kind", "records", "new", "problems", "note")
+    for f in report.files:
+        table.add_row(f.file, f.kind, f"{f.records:,}", f"{f.added:,}", str(f.problems),
+                      f.skipped)
+    console.print(table)
+    console.print(f"{report.added:,} new record(s), {report.problems} problem(s)")
+    for problem in problems[:20]:
+        err_console.print(f"[yellow]{escape(problem.file)}, {escape(problem.location)}:[/] "
+                          f"{escape(problem.reason)}", highlight=False)
+
+
+@life.command()
+@profile_opt
+@json_option
+@handle_errors
+def status(profile: str, as_json: bool) -> None:
+    """What is in the vault, by kind and by source file."""
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        store = LifeStore(home.vault)
+        counts, sources, problems = store.counts(), store.sources(), store.problems()
+    if as_json:
+        emit_json({"records": counts, "sources": sources, "problems": len(problems)})
+        return
+    console.print(", ".join(f"{n:,} {kind}(s)" for kind, n in sorted(counts.items()))
+                  or "Nothing yet: `smallhold life ingest PATH`.")
+    if sources:
+        table = Table("file", "kind", "records", "new when read", "problems")
+        for s in sources:
+            table.add_row(s["file"], s["kind"], f"{s['records']:,}", f"{s['added']:,}",
+                          str(s["problems"]))
+        console.print(table)
+
+
+@life.command()
+@click.argument("source")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@profile_opt
+@json_option
+@handle_errors
+def forget(source: str, yes: bool, profile: str, as_json: bool) -> None:
+    """Remove every record that came from SOURCE (a file name `life status` lists)."""
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        store = LifeStore(home.vault)
+        known = {s["file"] for s in store.sources()}
+        if source not in known:
+            raise click.BadParameter(f"no source named {source!r}; `smallhold life status` "
+                                     "lists them.", param_hint="SOURCE")
+        if not yes and not as_json and not home.io.confirm(
+                f"Remove everything that came from {source}?"):
+            raise click.Abort()
+        removed = store.forget(source)
+    if as_json:
+        emit_json({"forgotten": source, "records": removed})
+        return
+    console.print(f"Removed {removed:,} record(s) from {source}.")

@@ -1,0 +1,199 @@
+"""life's tables in the vault: records by kind and content id, sources, problems, mappings.
+
+Not the suite's synced collections: a health export alone is a million records, and the
+change log that sync needs would double every write for data that is re-derived from the
+user's own files anyway. Records are keyed by (kind, content id), so a second ingest of
+the same file, or a newer export that overlaps an older one, inserts nothing twice
+(``INSERT OR IGNORE``). A file is ingested in one transaction: it counts whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from smallhold.apps.life.models import Event, HealthSample, Message, Problem, Record, Transaction
+from smallhold.store.handle import VaultHandle
+from smallhold.store.migrations import Migration
+
+SCOPE = "life"
+MIGRATIONS = [Migration("0001_records", """
+    CREATE TABLE life_records (
+        kind TEXT NOT NULL,          -- event, transaction, health, message
+        id TEXT NOT NULL,            -- content id (models.record_id)
+        at TEXT NOT NULL,            -- the record's own time (ISO), for ranges
+        file TEXT NOT NULL,          -- the source file's name, for citations and forget
+        data TEXT NOT NULL,          -- the record as JSON
+        PRIMARY KEY (kind, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX life_records_at ON life_records (kind, at);
+    CREATE INDEX life_records_file ON life_records (file);
+    CREATE TABLE life_sources (
+        file TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ingested_at REAL NOT NULL,
+        records INTEGER NOT NULL,    -- records the file gave
+        added INTEGER NOT NULL,      -- of which new
+        problems INTEGER NOT NULL,
+        PRIMARY KEY (file, sha256)
+    );
+    CREATE TABLE life_problems (
+        file TEXT NOT NULL,
+        location TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (file, location)
+    );
+    CREATE TABLE life_csv_mappings (
+        header TEXT PRIMARY KEY,     -- the CSV header's columns, joined: one bank's layout
+        mapping TEXT NOT NULL
+    );
+""")]
+
+SCHEMA = (SCOPE, MIGRATIONS)  # what the app's declaration applies when a home opens for it
+KINDS: dict[type[Any], str] = {Event: "event", Transaction: "transaction",
+                               HealthSample: "health", Message: "message"}
+MODELS: dict[str, type[Any]] = {v: k for k, v in KINDS.items()}
+BATCH = 5000
+
+
+def key_of(record: Record, repeat: int = 1) -> tuple[str, str, str]:
+    """(kind, content id, time) of a record: what makes it itself, not where it was read.
+
+    A transaction without the bank's id is its account, date, amount and description, plus
+    ``repeat``: the second identical coffee of a day in one statement is a second record,
+    and an overlapping statement that lists the same two numbers them the same way."""
+    from smallhold.apps.life.models import record_id
+    from smallhold.apps.life.sources.money import dedupe_key
+
+    if isinstance(record, Event):
+        return "event", record_id(record.uid, record.occurrence), record.start
+    if isinstance(record, Transaction):
+        ident = dedupe_key(record) if record.fitid else f"{dedupe_key(record)}#{repeat}"
+        return "transaction", record_id(record.source.kind, ident), record.posted
+    if isinstance(record, HealthSample):
+        return "health", record_id(record.type, record.stage, record.start, record.end,
+                                   record.value, record.device), record.start
+    return "message", record_id(record.message_id), record.date
+
+
+@dataclass
+class Counted:
+    records: int = 0
+    added: int = 0
+    problems: int = 0
+
+
+class LifeStore:
+    def __init__(self, handle: VaultHandle) -> None:
+        self.handle = handle
+        handle.migrate(MIGRATIONS, scope=SCOPE)
+
+    def known_source(self, file: str, sha256: str) -> bool:
+        with self.handle.lock:
+            row = self.handle.conn.execute("SELECT 1 FROM life_sources WHERE file = ? AND "
+                                           "sha256 = ?", (file, sha256)).fetchone()
+        return row is not None
+
+    def ingest(self, file: str, sha256: str, kind: str,
+               items: Iterable[Record | Problem]) -> Counted:
+        """Store a file's records and problems in one transaction; count what was new."""
+        counted = Counted()
+        now = time.time()
+        with self.handle.transaction() as conn:
+            conn.execute("DELETE FROM life_problems WHERE file = ?", (file,))
+            batch: list[tuple[str, str, str, str, str]] = []
+            repeats: Counter[str] = Counter()
+            for item in items:
+                if isinstance(item, Problem):
+                    counted.problems += 1
+                    conn.execute("INSERT OR REPLACE INTO life_problems VALUES (?, ?, ?, ?)",
+                                 (item.file, item.location, item.reason, now))
+                    continue
+                repeat = 1
+                if isinstance(item, Transaction) and not item.fitid:
+                    from smallhold.apps.life.sources.money import dedupe_key
+
+                    base = dedupe_key(item)
+                    repeats[base] += 1
+                    repeat = repeats[base]
+                kind_of, ident, at = key_of(item, repeat)
+                batch.append((kind_of, ident, at, item.source.file, item.model_dump_json()))
+                counted.records += 1
+                if len(batch) >= BATCH:
+                    counted.added += _insert(conn, batch)
+                    batch = []
+            counted.added += _insert(conn, batch)
+            conn.execute("INSERT OR REPLACE INTO life_sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (file, sha256, kind, now, counted.records, counted.added,
+                          counted.problems))
+        return counted
+
+    def records(self, kind: str, *, since: str = "", until: str = "~") -> Iterator[Any]:
+        """Records of ``kind`` whose time is in [since, until), oldest first."""
+        model = MODELS[kind]
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT data FROM life_records WHERE kind = ? AND at >= ? AND at < ? "
+                "ORDER BY at", (kind, since, until)).fetchall()
+        for (data,) in rows:
+            yield model.model_validate_json(data)
+
+    def counts(self) -> dict[str, int]:
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT kind, count(*) FROM life_records GROUP BY kind").fetchall()
+        return {kind: n for kind, n in rows}
+
+    def sources(self) -> list[dict[str, Any]]:
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT file, sha256, kind, ingested_at, records, added, problems FROM "
+                "life_sources ORDER BY ingested_at").fetchall()
+        names = ("file", "sha256", "kind", "ingested_at", "records", "added", "problems")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def problems(self, file: str | None = None) -> list[Problem]:
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT file, location, reason FROM life_problems WHERE ? IS NULL OR file = ? "
+                "ORDER BY file, seen_at", (file, file)).fetchall()
+        return [Problem(file=f, location=loc, reason=r) for f, loc, r in rows]
+
+    def forget(self, file: str) -> int:
+        """Delete everything that came from source ``file`` (its records, problems and
+        ingest rows); the vault's ``secure_delete`` overwrites the freed pages. Returns the
+        number of records removed."""
+        with self.handle.transaction() as conn:
+            removed = conn.execute("DELETE FROM life_records WHERE file = ?", (file,)).rowcount
+            conn.execute("DELETE FROM life_problems WHERE file = ?", (file,))
+            conn.execute("DELETE FROM life_sources WHERE file = ?", (file,))
+        return int(removed)
+
+    def mapping(self, header: str) -> dict[str, Any] | None:
+        with self.handle.lock:
+            row = self.handle.conn.execute("SELECT mapping FROM life_csv_mappings WHERE "
+                                           "header = ?", (header,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_mapping(self, header: str, mapping: dict[str, Any]) -> None:
+        with self.handle.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO life_csv_mappings VALUES (?, ?)",
+                         (header, json.dumps(mapping, sort_keys=True)))
+
+
+def _insert(conn: sqlite3.Connection, batch: list[tuple[str, str, str, str, str]]) -> int:
+    if not batch:
+        return 0
+    before = conn.total_changes
+    conn.executemany("INSERT OR IGNORE INTO life_records VALUES (?, ?, ?, ?, ?)", batch)
+    return conn.total_changes - before
+
+
+__all__ = ["BATCH", "KINDS", "MIGRATIONS", "SCHEMA", "SCOPE", "Counted", "LifeStore", "key_of"]
