@@ -2,9 +2,10 @@
 
 Layout: ``models`` (records as the sources said them), ``sources/`` (one streaming parser per
 export format: calendar, mail, money, health), ``store`` (life's tables), ``ingest`` (which
-export a file is; one transaction per file), ``cli`` (``smallhold life``). Part of issue 25;
-the knowledge graph, the 6-hourly checks, values and decisions and the dashboard build on
-this. This module only declares the app; it imports nothing heavy.
+export a file is; one transaction per file), ``values`` (what the person says matters),
+``daily`` (facts per local day), ``checks/`` (the detectors), ``alerts`` (what they cite),
+``watch`` (the 6-hourly durable check), ``cli`` (``smallhold life``). This module only
+declares the app; it imports nothing heavy.
 """
 
 from smallhold.apps.life.errors import LifeError
@@ -17,6 +18,7 @@ APP = AppSpec(
     commands=[Command("life", Ref("smallhold.apps.life.cli:life", extra="life"),
                       "Your calendar, money, health and mail, privately: ingest, status.")],
     migrations=Ref("smallhold.apps.life.store:SCHEMA"),
+    jobs=Ref("smallhold.apps.life.watch:jobs", extra="life"),
     extra="life",
 )
 

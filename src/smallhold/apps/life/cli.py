@@ -4,10 +4,13 @@
                                       (export.xml), sleep/steps CSV, mail (.mbox)
     smallhold life status             what is in the vault, by source, and what could not be read
     smallhold life forget SOURCE      remove everything that came from one file
+    smallhold life check              run the detectors now; alerts with their evidence
+    smallhold life alerts [ID]        the alerts kept, or one alert's whole evidence chain
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -16,6 +19,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from smallhold.apps.life import APP
+from smallhold.apps.life.alerts import Alert
 from smallhold.apps.life.ingest import as_dict
 from smallhold.apps.life.ingest import ingest as ingest_paths
 from smallhold.apps.life.store import LifeStore
@@ -31,6 +35,8 @@ def life() -> None:
     \b
     smallhold life ingest PATH...   read exports (files or folders); safe to repeat
     smallhold life status           what is stored, and what could not be read
+    smallhold life check            warnings from your data, each with its evidence
+    smallhold life alerts [ID]      the warnings kept; one with its whole evidence
     """
 
 
@@ -113,3 +119,61 @@ def forget(source: str, yes: bool, profile: str, as_json: bool) -> None:
         emit_json({"forgotten": source, "records": removed})
         return
     console.print(f"Removed {removed:,} record(s) from {source}.")
+
+
+def _print_alert(alert: Alert, *, full: bool) -> None:
+    console.print(f"[bold]{escape(alert.title)}[/] [dim]({alert.kind}, {alert.start} to "
+                  f"{alert.end}, id {alert.id})[/]")
+    if alert.violates:
+        console.print(f"  against your priorities: {', '.join(alert.violates)}", markup=False)
+    console.print(f"  rule: {alert.rule}", markup=False)
+    for evidence in alert.evidence if full else alert.evidence[:2]:
+        numbers = ", ".join(f"{k} {v}" for k, v in evidence.values.items())
+        console.print(f"  - {evidence.what}{': ' + numbers if numbers else ''}", markup=False)
+        for ref in evidence.records if full else evidence.records[:3]:
+            console.print(f"      {ref.kind} {ref.key}{' @ ' + ref.at if ref.at else ''}",
+                          markup=False)
+
+
+@life.command()
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Check as if it were this day [default: today].")
+@profile_opt
+@json_option
+@handle_errors
+def check(as_of: datetime | None, profile: str, as_json: bool) -> None:
+    """Run every detector now (burnout, spending, subscriptions, people, plans)."""
+    from smallhold.apps.life.watch import check_now
+
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        alerts, new = check_now(home, as_of.date() if as_of else None)
+    if as_json:
+        emit_json({"alerts": [a.model_dump(mode="json") for a in alerts], "new": new})
+        return
+    for alert in alerts:
+        _print_alert(alert, full=False)
+    console.print(f"{len(alerts)} alert(s), {new} new" if alerts else
+                  "No warnings: nothing in your data crosses a rule.")
+
+
+@life.command()
+@click.argument("alert_id", required=False)
+@profile_opt
+@json_option
+@handle_errors
+def alerts(alert_id: str | None, profile: str, as_json: bool) -> None:
+    """The alerts kept; with ALERT_ID, that alert's whole evidence chain."""
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        kept = LifeStore(home.vault).alerts()
+    if alert_id is not None:
+        kept = [a for a in kept if a.id.startswith(alert_id)]
+        if len(kept) != 1:
+            raise click.BadParameter(f"no single alert {alert_id!r}; `smallhold life alerts` "
+                                     "lists them.", param_hint="ALERT_ID")
+    if as_json:
+        emit_json({"alerts": [a.model_dump(mode="json") for a in kept]})
+        return
+    for alert in kept:
+        _print_alert(alert, full=alert_id is not None)
+    if not kept:
+        console.print("No alerts kept yet: `smallhold life check`.")

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from smallhold.apps.life.alerts import Alert
 from smallhold.apps.life.models import Event, HealthSample, Message, Problem, Record, Transaction
 from smallhold.store.handle import VaultHandle
 from smallhold.store.migrations import Migration
@@ -53,6 +54,14 @@ MIGRATIONS = [Migration("0001_records", """
     CREATE TABLE life_csv_mappings (
         header TEXT PRIMARY KEY,     -- the CSV header's columns, joined: one bank's layout
         mapping TEXT NOT NULL
+    );
+"""), Migration("0002_alerts", """
+    CREATE TABLE life_alerts (
+        id TEXT PRIMARY KEY,         -- Alert.id: from its content, stable across runs
+        kind TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        data TEXT NOT NULL
     );
 """)]
 
@@ -175,6 +184,30 @@ class LifeStore:
             conn.execute("DELETE FROM life_problems WHERE file = ?", (file,))
             conn.execute("DELETE FROM life_sources WHERE file = ?", (file,))
         return int(removed)
+
+    def save_alerts(self, alerts: Iterable[Alert]) -> int:
+        """Keep ``alerts``; one already known keeps its first sighting. Returns how many are
+        new."""
+        now, new = time.time(), 0
+        with self.handle.transaction() as conn:
+            for alert in alerts:
+                known = conn.execute("SELECT 1 FROM life_alerts WHERE id = ?",
+                                     (alert.id,)).fetchone()
+                if known:
+                    conn.execute("UPDATE life_alerts SET last_seen = ?, data = ? WHERE id = ?",
+                                 (now, alert.model_dump_json(), alert.id))
+                else:
+                    new += 1
+                    conn.execute("INSERT INTO life_alerts VALUES (?, ?, ?, ?, ?)",
+                                 (alert.id, alert.kind, now, now, alert.model_dump_json()))
+        return new
+
+    def alerts(self) -> list[Alert]:
+        """Every alert kept, newest first."""
+        with self.handle.lock:
+            rows = self.handle.conn.execute(
+                "SELECT data FROM life_alerts ORDER BY first_seen DESC, id").fetchall()
+        return [Alert.model_validate_json(data) for (data,) in rows]
 
     def mapping(self, header: str) -> dict[str, Any] | None:
         with self.handle.lock:
