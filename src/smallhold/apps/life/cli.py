@@ -6,10 +6,13 @@
     smallhold life forget SOURCE      remove everything that came from one file
     smallhold life check              run the detectors now; alerts with their evidence
     smallhold life alerts [ID]        the alerts kept, or one alert's whole evidence chain
+    smallhold life export OUT.jsonl   everything life keeps, as plaintext JSON Lines (yours)
 """
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -177,3 +180,43 @@ def alerts(alert_id: str | None, profile: str, as_json: bool) -> None:
         _print_alert(alert, full=alert_id is not None)
     if not kept:
         console.print("No alerts kept yet: `smallhold life check`.")
+
+
+@life.command()
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@profile_opt
+@json_option
+@handle_errors
+def export(output: Path, profile: str, as_json: bool) -> None:
+    """Write everything life keeps (records, values, alerts) to OUTPUT as JSON Lines.
+
+    This is a plaintext copy of your data outside the encrypted vault, at your request:
+    the file is created readable by you only; keep it somewhere safe or delete it.
+    """
+    from smallhold.apps.life.values import load_values
+
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        store = LifeStore(home.vault)
+        partial = output.with_name(f".{output.name}.partial")
+        written = 0
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(json.dumps({"type": "values", "data": json.loads(
+                    load_values(home.vault).model_dump_json(by_alias=True))}) + "\n")
+                for kind in ("event", "transaction", "health", "message"):
+                    for record in store.records(kind):
+                        out.write(json.dumps({"type": kind, "data": json.loads(
+                            record.model_dump_json())}) + "\n")
+                        written += 1
+                for alert in store.alerts():
+                    out.write(json.dumps({"type": "alert", "data": json.loads(
+                        alert.model_dump_json())}) + "\n")
+            os.replace(partial, output)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    if as_json:
+        emit_json({"output": str(output), "records": written})
+        return
+    console.print(f"Wrote {written:,} record(s) to {output} (plaintext: keep it safe).")

@@ -144,15 +144,24 @@ class LifeStore:
                           counted.problems))
         return counted
 
-    def records(self, kind: str, *, since: str = "", until: str = "~") -> Iterator[Any]:
-        """Records of ``kind`` whose time is in [since, until), oldest first."""
+    def records(self, kind: str, *, since: str = "", until: str = "~",
+                page: int = 2000) -> Iterator[Any]:
+        """Records of ``kind`` whose time is in [since, until), oldest first, read a page
+        at a time (keyset on (time, id)), so a million health samples never sit in memory
+        together and the vault's lock is not held while the caller works."""
         model = MODELS[kind]
-        with self.handle.lock:
-            rows = self.handle.conn.execute(
-                "SELECT data FROM life_records WHERE kind = ? AND at >= ? AND at < ? "
-                "ORDER BY at", (kind, since, until)).fetchall()
-        for (data,) in rows:
-            yield model.model_validate_json(data)
+        after_at, after_id = since, ""
+        while True:
+            with self.handle.lock:
+                rows = self.handle.conn.execute(
+                    "SELECT at, id, data FROM life_records WHERE kind = ? AND (at, id) > (?, ?)"
+                    " AND at >= ? AND at < ? ORDER BY at, id LIMIT ?",
+                    (kind, after_at, after_id, since, until, page)).fetchall()
+            for _at, _id, data in rows:
+                yield model.model_validate_json(data)
+            if len(rows) < page:
+                return
+            after_at, after_id = rows[-1][0], rows[-1][1]
 
     def counts(self) -> dict[str, int]:
         with self.handle.lock:
