@@ -63,3 +63,31 @@ def test_the_durable_check_runs_once_per_six_hour_slot(life_personas: Personas) 
             slot_of(noon)
     listed = run("jobs", "list", "life")
     assert [(j["job"], j["power"]) for j in listed["jobs"]] == [("check", "anytime")]  # type: ignore[union-attr]
+
+
+def test_decide_cites_facts_from_the_data_and_the_model_writes_the_prose(
+        life_personas: Personas, vault: object, settings: object, paths: object) -> None:
+    from datetime import date
+
+    from smallhold.apps.life.daily import load_records
+    from smallhold.apps.life.decide import decide
+    from smallhold.apps.life.ingest import ingest
+    from smallhold.apps.life.values import load_values
+    from smallhold.runtime import Runtime
+    from smallhold.runtime.backends.scripted import ScriptedBackend
+
+    persona = life_personas.get(1)
+    store = LifeStore(vault)  # type: ignore[arg-type]
+    ingest(store, [persona.folder])
+    backend = ScriptedBackend(["It trades money for time [F1]. What I do not know: the rent."])
+    runtime = Runtime(settings, paths, backend=backend, app="life")  # type: ignore[arg-type]
+    as_of = date.fromisoformat(persona.truth["period"]["as_of"])
+    decision = decide("take the job offer in Berlin?", load_records(store),
+                      load_values(vault), [], as_of, runtime)  # type: ignore[arg-type]
+    topics = [f.topic for f in decision.facts]
+    assert topics[0] == "money" and "time" in topics and "health" in topics
+    months = persona.truth["months"][-3:]
+    assert months[0]["month"] in decision.facts[0].text  # the numbers come from the data
+    sent = backend.requests[0].messages[1].content
+    assert "[F1] (money)" in sent and "Health first" in sent.split("Facts")[0]
+    assert decision.answer.startswith("It trades money for time [F1]")

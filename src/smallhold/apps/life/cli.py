@@ -7,6 +7,7 @@
     smallhold life check              run the detectors now; alerts with their evidence
     smallhold life alerts [ID]        the alerts kept, or one alert's whole evidence chain
     smallhold life export OUT.jsonl   everything life keeps, as plaintext JSON Lines (yours)
+    smallhold life decide "QUESTION"  cited facts from your data, weighed by the local model
 """
 
 from __future__ import annotations
@@ -220,3 +221,35 @@ def export(output: Path, profile: str, as_json: bool) -> None:
         emit_json({"output": str(output), "records": written})
         return
     console.print(f"Wrote {written:,} record(s) to {output} (plaintext: keep it safe).")
+
+
+@life.command()
+@click.argument("question")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Weigh it as if it were this day [default: today].")
+@click.option("-m", "--model", help="Model for the prose (see `smallhold models list`).")
+@profile_opt
+@json_option
+@handle_errors
+def decide(question: str, as_of: datetime | None, model: str | None, profile: str,
+           as_json: bool) -> None:
+    """Weigh QUESTION against your data and priorities: cited facts, then the model's view."""
+    from smallhold.apps.life.daily import load_records
+    from smallhold.apps.life.decide import decide as weigh
+    from smallhold.apps.life.values import load_values
+
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        store = LifeStore(home.vault)
+        home.runtime.prepare(model)
+        decision = weigh(question, load_records(store), load_values(home.vault),
+                         store.alerts(), as_of.date() if as_of else datetime.now().date(),
+                         home.runtime, model=model)
+    if as_json:
+        emit_json({"question": decision.question, "priorities": decision.priorities,
+                   "facts": [vars(f) for f in decision.facts], "answer": decision.answer})
+        return
+    console.print(f"[bold]{escape(question)}[/]")
+    for i, fact in enumerate(decision.facts, start=1):
+        console.print(f"  [F{i}] {fact.text}", markup=False)
+    console.print()
+    console.print(decision.answer, markup=False)
