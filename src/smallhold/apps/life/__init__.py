@@ -19,6 +19,7 @@ APP = AppSpec(
                       "Your calendar, money, health and mail, privately: ingest, status.")],
     migrations=Ref("smallhold.apps.life.store:SCHEMA"),
     jobs=Ref("smallhold.apps.life.watch:jobs", extra="life"),
+    web=Ref("smallhold.apps.life.web:pages_for", extra="life"),
     extra="life",
 )
 
