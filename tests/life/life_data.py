@@ -67,3 +67,15 @@ def personas_in(root: Path) -> Personas:
         pytest.skip(f"life's persona generator is not at {MAKE_PERSONA} (the shared data "
                     "folder beside the repository is absent)")
     return Personas(root)
+
+
+def smallhold_json(*args: str) -> dict[str, Any]:
+    """Run ``smallhold ARGS --json`` in-process; its parsed output (the command must work)."""
+    from click.testing import CliRunner
+
+    from smallhold.cli import main
+
+    done = CliRunner().invoke(main, [*args, "--json"])
+    assert done.exit_code == 0, done.output
+    parsed: dict[str, Any] = json.loads(done.stdout)
+    return parsed

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from life_data import Personas
+from life_data import Personas, smallhold_json
 
 from smallhold.apps.life.ingest import ingest, kind_of
 from smallhold.apps.life.models import Problem, Source, Transaction
 from smallhold.apps.life.store import LifeStore
-from smallhold.cli import main
 from smallhold.store.handle import VaultHandle
-
-
-def life(*args: str) -> dict[str, object]:
-    done = CliRunner().invoke(main, ["life", *args, "--json"])
-    assert done.exit_code == 0, done.output
-    parsed: dict[str, object] = json.loads(done.stdout)
-    return parsed
 
 
 def test_a_persona_is_ingested_once_and_counts_match_its_ground_truth(
@@ -30,29 +20,29 @@ def test_a_persona_is_ingested_once_and_counts_match_its_ground_truth(
     folder = tmp_path / "exports"
     shutil.copytree(persona.folder, folder)
     (folder / "ground_truth.json").unlink()  # not an export
-    first = life("ingest", str(folder))
+    first = smallhold_json("life", "ingest", str(folder))
     kinds = {f["file"]: f["kind"] for f in first["files"]}  # type: ignore[index,union-attr]
     assert kinds["calendar.ics"] == "calendar" and kinds["bank.ofx"] == "bank"
     assert kinds["card.csv"] == "card" and kinds["export.xml"] == "health"
     assert kinds["mail.mbox"] == "mail" and first["problems"] == 0
     assert kinds["priorities.toml"] == "values"
     counts = persona.truth["counts"]
-    status = life("status")
+    status = smallhold_json("life", "status")
     records = status["records"]
     assert records["message"] == counts["messages"]  # type: ignore[index]
     assert records["transaction"] == counts["card_rows"] + counts["bank_transactions"]  # type: ignore[index]
     assert records["health"] == sum(counts["health_records"].values())  # type: ignore[index]
 
-    again = life("ingest", str(folder))
+    again = smallhold_json("life", "ingest", str(folder))
     assert again["added"] == 0
     assert {f["skipped"] for f in again["files"] if f["kind"]} == {"already ingested"}  # type: ignore[union-attr]
-    forced = life("ingest", "--force", str(folder))
+    forced = smallhold_json("life", "ingest", "--force", str(folder))
     assert forced["added"] == 0  # read again: every record already known
-    assert life("status")["records"] == records
+    assert smallhold_json("life", "status")["records"] == records
 
-    gone = life("forget", "mail.mbox")
+    gone = smallhold_json("life", "forget", "mail.mbox")
     assert gone["records"] == counts["messages"]
-    after = life("status")
+    after = smallhold_json("life", "status")
     assert "message" not in after["records"]  # type: ignore[operator]
     assert "mail.mbox" not in {s["file"] for s in after["sources"]}  # type: ignore[union-attr]
 

@@ -8,18 +8,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from life_data import Personas
+from life_data import Personas, smallhold_json
 
-from smallhold.cli import main
 from smallhold.paths import resolve_paths
-
-
-def run(*args: str) -> dict[str, object]:
-    done = CliRunner().invoke(main, [*args, "--json"])
-    assert done.exit_code == 0, done.output
-    parsed: dict[str, object] = json.loads(done.stdout)
-    return parsed
 
 
 @pytest.fixture
@@ -43,8 +34,8 @@ def test_ingest_and_check_work_with_the_network_blocked(
     folder = tmp_path / "exports"
     shutil.copytree(persona.folder, folder)
     (folder / "ground_truth.json").unlink()
-    assert run("life", "ingest", str(folder))["problems"] == 0
-    checked = run("life", "check", "--as-of", persona.truth["period"]["as_of"])
+    assert smallhold_json("life", "ingest", str(folder))["problems"] == 0
+    checked = smallhold_json("life", "check", "--as-of", persona.truth["period"]["as_of"])
     assert checked["alerts"]
     assert no_network == []  # nothing even tried to leave the machine
 
@@ -52,18 +43,18 @@ def test_ingest_and_check_work_with_the_network_blocked(
 def test_forget_leaves_nothing_of_the_source(life_personas: Personas, tmp_path: Path) -> None:
     persona = life_personas.get(0)
     contact = persona.truth["persona"]["family_contact"]["email"]
-    run("life", "ingest", str(persona.folder / "mail.mbox"),
+    smallhold_json("life", "ingest", str(persona.folder / "mail.mbox"),
         str(persona.folder / "calendar.ics"))
     paths = resolve_paths()
     database = paths.profile_dir("default") / "smallhold.db"
     for file in database.parent.glob("smallhold.db*"):  # encrypted at rest: no plaintext
         assert contact.encode() not in file.read_bytes()
     exported = tmp_path / "life.jsonl"
-    assert run("life", "export", str(exported))["records"] > 0
+    assert smallhold_json("life", "export", str(exported))["records"] > 0
     lines = [json.loads(line) for line in exported.read_text().splitlines()]
     assert {line["type"] for line in lines} >= {"values", "event", "message"}
     assert exported.stat().st_mode & 0o077 == 0  # readable by the person only
-    run("life", "forget", "mail.mbox", "--yes")
+    smallhold_json("life", "forget", "mail.mbox", "--yes")
     from smallhold.store.vault import open_vault
 
     with open_vault(paths, "default") as vault:  # decrypted: nothing of the mailbox left

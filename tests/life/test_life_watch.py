@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
-from life_data import Personas
+from life_data import Personas, smallhold_json
 
 from smallhold.apps.life import APP
 from smallhold.apps.life.store import LifeStore
@@ -17,29 +16,22 @@ from smallhold.cli import main
 from smallhold.kit import Home, Overrides, ScriptedIO
 
 
-def run(*args: str) -> dict[str, object]:
-    done = CliRunner().invoke(main, [*args, "--json"])
-    assert done.exit_code == 0, done.output
-    parsed: dict[str, object] = json.loads(done.stdout)
-    return parsed
-
-
 def test_check_finds_the_planted_patterns_with_evidence_and_keeps_them_once(
         life_personas: Personas, tmp_path: Path) -> None:
     persona = life_personas.get(2)
     folder = tmp_path / "exports"
     shutil.copytree(persona.folder, folder)
     (folder / "ground_truth.json").unlink()
-    run("life", "ingest", str(folder))
+    smallhold_json("life", "ingest", str(folder))
     as_of = persona.truth["period"]["as_of"]
-    first = run("life", "check", "--as-of", as_of)
+    first = smallhold_json("life", "check", "--as-of", as_of)
     kinds = sorted(a["kind"] for a in first["alerts"])  # type: ignore[union-attr]
     assert set(persona.truth["patterns"]) <= set(kinds)
     assert first["new"] == len(kinds)
     assert all(a["evidence"] and a["rule"] for a in first["alerts"])  # type: ignore[union-attr]
-    again = run("life", "check", "--as-of", as_of)
+    again = smallhold_json("life", "check", "--as-of", as_of)
     assert again["new"] == 0  # the same alerts, recognised by their content
-    kept = run("life", "alerts")["alerts"]
+    kept = smallhold_json("life", "alerts")["alerts"]
     assert sorted(a["kind"] for a in kept) == kinds  # type: ignore[union-attr]
     one = kept[0]["id"][:8]  # type: ignore[index]
     shown = CliRunner().invoke(main, ["life", "alerts", one])
@@ -61,7 +53,7 @@ def test_the_durable_check_runs_once_per_six_hour_slot(life_personas: Personas) 
         assert again.new == 0 and again.alerts == first.alerts
         assert slot_of(noon) == "2030-01-01T12" and slot_of(noon.replace(hour=18)) != \
             slot_of(noon)
-    listed = run("jobs", "list", "life")
+    listed = smallhold_json("jobs", "list", "life")
     assert [(j["job"], j["power"]) for j in listed["jobs"]] == [("check", "anytime")]  # type: ignore[union-attr]
 
 
