@@ -127,3 +127,16 @@ def test_files_that_are_no_export_are_skipped_not_fatal(tmp_path: Path,
     report = ingest(LifeStore(vault), [tmp_path])
     assert [(f.file, f.skipped or f.kind) for f in report.files] == [
         ("notes.pdf", "not an export life reads"), ("sleep.csv", "health")]
+
+
+def test_values_and_watch_from_the_cli(life_personas: Personas, tmp_path: Path) -> None:
+    persona = life_personas.get(2)
+    kept = smallhold_json("life", "values", "--set", str(persona.folder / "priorities.toml"))
+    assert kept["person"]["timezone"] == persona.timezone
+    assert kept["priority"][0]["id"] == "health_first"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    assert smallhold_json("life", "watch", str(inbox), "--once")["added"] == 0
+    shutil.copy(persona.folder / "mail.mbox", inbox / "mail.mbox")
+    landed = smallhold_json("life", "watch", str(inbox), "--once")
+    assert landed["added"] == persona.truth["counts"]["messages"]

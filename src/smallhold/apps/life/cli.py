@@ -8,6 +8,8 @@
     smallhold life alerts [ID]        the alerts kept, or one alert's whole evidence chain
     smallhold life export OUT.jsonl   everything life keeps, as plaintext JSON Lines (yours)
     smallhold life decide "QUESTION"  cited facts from your data, weighed by the local model
+    smallhold life values [--set F]   your priorities, most important first
+    smallhold life watch DIR          ingest new exports as they land
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from rich.table import Table
 
 from smallhold.apps.life import APP
 from smallhold.apps.life.alerts import Alert
-from smallhold.apps.life.ingest import as_dict
+from smallhold.apps.life.ingest import as_dict, walk
 from smallhold.apps.life.ingest import ingest as ingest_paths
 from smallhold.apps.life.store import LifeStore
 from smallhold.console import console, emit_json, err_console, handle_errors, json_option
@@ -182,6 +184,88 @@ def alerts(alert_id: str | None, profile: str, as_json: bool) -> None:
     if not kept:
         console.print("No alerts kept yet: `smallhold life check`.")
 
+
+@life.command()
+@click.option("--set", "new", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read your priorities from this TOML file (see below) and keep them.")
+@profile_opt
+@json_option
+@handle_errors
+def values(new: Path | None, profile: str, as_json: bool) -> None:
+    """What you said matters, most important first; every check and decision is weighed
+    against it.
+
+    \b
+    A priorities file (TOML):
+      [person]
+      name = "Maya"  emails = ["maya@home.example", "maya@work.example"]
+      timezone = "America/Chicago"  currency = "USD"
+      [[priority]]
+      id = "health_first"
+      statement = "Sleep at least 7 hours and walk every day."
+      targets = { sleep_hours_min = 7.0, steps_min = 7000 }
+    Targets checks read: sleep_hours_min, steps_min, savings_rate_min,
+    meeting_hours_per_week_max, contact + reply_within_days, calendar_summary + weekday.
+    """
+    from smallhold.apps.life.values import load_values, read_values, save_values
+
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        if new is not None:
+            save_values(home.vault, read_values(new))
+        kept = load_values(home.vault)
+    if as_json:
+        emit_json(json.loads(kept.model_dump_json(by_alias=True)))
+        return
+    person = kept.person
+    if person.name or person.emails:
+        console.print(f"{person.name} ({', '.join(person.emails)}; {person.timezone}"
+                      f"{', ' + person.currency if person.currency else ''})", markup=False)
+    for i, priority in enumerate(kept.priorities, start=1):
+        targets = ", ".join(f"{k} {v}" for k, v in priority.targets.items())
+        console.print(f"{i}. {priority.statement}" + (f"  [{targets}]" if targets else ""),
+                      markup=False)
+    if not kept.priorities:
+        console.print("No priorities yet: `smallhold life values --set priorities.toml`.")
+
+
+@life.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--every", default=30.0, show_default=True, type=click.FloatRange(1),
+              help="Seconds between looks at the folder.")
+@click.option("--once", is_flag=True, help="Look once and stop (for scripts and timers).")
+@profile_opt
+@json_option
+@handle_errors
+def watch(folder: Path, every: float, once: bool, profile: str, as_json: bool) -> None:
+    """Ingest new exports as they land in FOLDER (Ctrl+C stops). A file is read once its
+    size has stopped changing, so a download in progress is not read half-way."""
+    import time
+
+    sizes: dict[Path, int] = {}
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        store = LifeStore(home.vault)
+        try:
+            while True:
+                current = {p: p.stat().st_size for p in walk([folder])}
+                settled = [p for p, size in current.items()
+                           if once or sizes.get(p) == size]
+                sizes = current
+                report = ingest_paths(store, settled) if settled else None
+                if report is not None and report.added:
+                    if as_json:
+                        emit_json(as_dict(report))
+                    else:
+                        for f in report.files:
+                            if f.added or f.problems:
+                                console.print(f"{f.file}: {f.added:,} new, {f.problems} "
+                                              "problem(s)", markup=False)
+                if once:
+                    if as_json and (report is None or not report.added):
+                        emit_json(as_dict(report) if report else {"added": 0, "files": []})
+                    return
+                time.sleep(every)
+        except KeyboardInterrupt:
+            err_console.print("stopped watching")
 
 @life.command()
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
