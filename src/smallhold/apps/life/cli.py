@@ -32,6 +32,7 @@ from smallhold.apps.life.store import LifeStore
 from smallhold.console import console, emit_json, err_console, handle_errors, json_option
 from smallhold.console import profile_option as profile_opt
 from smallhold.kit.cli import open_home
+from smallhold.kit.home import Home
 
 
 @click.group()
@@ -44,6 +45,13 @@ def life() -> None:
     smallhold life check            warnings from your data, each with its evidence
     smallhold life alerts [ID]      the warnings kept; one with its whole evidence
     """
+
+
+def _rebuild(store: LifeStore, home: Home) -> None:
+    from smallhold.apps.life.graph_queries import rebuild_graph
+    from smallhold.apps.life.values import load_values
+
+    rebuild_graph(store, load_values(home.vault))
 
 
 @life.command()
@@ -64,9 +72,12 @@ def ingest(paths: tuple[Path, ...], force: bool, profile: str, as_json: bool) ->
         def progress(name: str, count: int) -> None:
             bar.update(task, description=f"{name}: {count:,} records")
 
-        report = ingest_paths(LifeStore(home.vault), list(paths), progress=progress,
-                              force=force)
-        problems = LifeStore(home.vault).problems()
+        store = LifeStore(home.vault)
+        report = ingest_paths(store, list(paths), progress=progress, force=force)
+        if report.added:  # the graph follows the records it is built from
+            bar.update(task, description="updating the people graph")
+            _rebuild(store, home)
+        problems = store.problems()
     if as_json:
         emit_json({**as_dict(report), "problem_list": [p.model_dump() for p in problems]})
         return
@@ -121,6 +132,7 @@ def forget(source: str, yes: bool, profile: str, as_json: bool) -> None:
                 f"Remove everything that came from {source}?"):
             raise click.Abort()
         removed = store.forget(source)
+        _rebuild(store, home)  # the graph is derived: nothing of the source may stay in it
     if as_json:
         emit_json({"forgotten": source, "records": removed})
         return
@@ -252,6 +264,8 @@ def watch(folder: Path, every: float, once: bool, profile: str, as_json: bool) -
                 sizes = current
                 report = ingest_paths(store, settled) if settled else None
                 if report is not None and report.added:
+                    _rebuild(store, home)
+                if report is not None and report.added:
                     if as_json:
                         emit_json(as_dict(report))
                     else:
@@ -337,3 +351,93 @@ def decide(question: str, as_of: datetime | None, model: str | None, profile: st
         console.print(f"  [F{i}] {fact.text}", markup=False)
     console.print()
     console.print(decision.answer, markup=False)
+
+
+@life.command()
+@click.argument("query", required=False)
+@click.option("--met-most", "met_most", is_flag=True,
+              help="Rank the people you met by meeting hours, with the events.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="With --met-most: from this local day [default: all].")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="With --met-most: to this local day, inclusive [default: all].")
+@click.option("--limit", default=10, show_default=True, help="Rows to show.")
+@click.option("--rebuild", is_flag=True, help="Build the graph again from the records first.")
+@profile_opt
+@json_option
+@handle_errors
+def graph(query: str | None, met_most: bool, since: datetime | None,
+          until: datetime | None, limit: int, rebuild: bool, profile: str,
+          as_json: bool) -> None:
+    """Who you deal with, from your mail, calendar and payments, with the records behind it.
+
+    \b
+    smallhold life graph                    counts and the people most in touch
+    smallhold life graph --met-most --since 2025-03-01 --until 2025-03-31
+    smallhold life graph "Tom Thompson"     one person (a name or an address)
+    smallhold life graph budget             a topic, when no person is named so
+    """
+    from smallhold.apps.life import graph_queries as queries
+    from smallhold.apps.life.values import load_values
+
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        store = LifeStore(home.vault)
+        if rebuild or queries.graph_is_empty(store):
+            queries.rebuild_graph(store, load_values(home.vault))
+        answer: dict[str, object]
+        if met_most:
+            answer = {"met_most": queries.who_did_i_meet_most(
+                store, since.date() if since else None, until.date() if until else None,
+                limit)}
+        elif query:
+            found = queries.person(store, query)
+            answer = {"person": found} if found else {"topic": queries.topic(store, query)}
+        else:
+            answer = {"summary": queries.summary(store, limit)}
+    if as_json:
+        emit_json(answer)
+        return
+    _print_graph(answer)
+
+
+def _print_graph(answer: dict[str, object]) -> None:
+    rows: object
+    if (rows := answer.get("met_most")) is not None and isinstance(rows, list):
+        table = Table("person", "hours", "meetings", "latest events")
+        for p in rows:
+            table.add_row(p["name"], f"{p['hours']:g}", str(p["count"]), ", ".join(
+                f"{e['summary'] or e['uid']} {e['at'][:10]}" for e in p["events"][-2:]))
+        console.print(table if rows else "No meetings in that window.")
+    elif isinstance(p := answer.get("person"), dict):
+        console.print(f"[bold]{escape(p['name'])}[/] {escape(', '.join(p['emails']))}")
+        for org in p["organisations"]:
+            console.print(f"  works at {org['id'][4:]} (seen {org['first'][:10]} to "
+                          f"{org['last'][:10]})", markup=False)
+        mail, meet = p["mail"], p["meetings"]
+        console.print(f"  mail: {mail['count']} message(s), meetings: {meet['count']} "
+                      f"({meet['hours']:g} h)", markup=False)
+        if p["last_contact"]:
+            console.print(f"  last contact: {p['last_contact']['at']} "
+                          f"({p['last_contact']['kind']})", markup=False)
+        if mail.get("last_sent"):
+            console.print(f"  you last wrote: {mail['last_sent']['at']} "
+                          f"{mail['last_sent']['key']}", markup=False)
+        for ref in p["evidence"][-5:]:
+            console.print(f"    {ref['kind']} {ref['key']} @ {ref['at']} {ref['note']}",
+                          markup=False)
+    elif isinstance(t := answer.get("topic"), dict):
+        for person in t["people"]:
+            console.print(f"{person['name']}: {person['messages']} message(s), "
+                          f"{person['meetings']} meeting(s)", markup=False)
+        for shop in t["merchants"]:
+            console.print(f"{shop['name']}: {shop['count']} payment(s) {shop['total']}",
+                          markup=False)
+        if not (t["people"] or t["merchants"] or t["organisations"]):
+            console.print(f"No person or topic matches {t['word']!r}.", markup=False)
+    elif isinstance(s := answer.get("summary"), dict):
+        console.print(", ".join(f"{n} {k}(s)" for k, n in sorted(s["entities"].items()))
+                      or "The graph is empty: `smallhold life ingest PATH` first.")
+        for person in s["top_people"]:
+            console.print(f"  {person['name']}: {person['messages']} message(s), "
+                          f"{person['meetings']} meeting(s), {person['hours']:g} h",
+                          markup=False)

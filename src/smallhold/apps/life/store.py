@@ -63,6 +63,25 @@ MIGRATIONS = [Migration("0001_records", """
         last_seen REAL NOT NULL,
         data TEXT NOT NULL
     );
+"""), Migration("0003_graph", """
+    CREATE TABLE life_entities (     -- the knowledge graph (graph.py), rebuilt from records
+        id TEXT PRIMARY KEY,         -- me, person:EMAIL, org:DOMAIN, merchant:NAME
+        kind TEXT NOT NULL,          -- person, organisation, merchant
+        name TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX life_entities_kind ON life_entities (kind, name);
+    CREATE TABLE life_relations (
+        src TEXT NOT NULL,
+        kind TEXT NOT NULL,          -- emails, meets, pays, works_at
+        dst TEXT NOT NULL,
+        first TEXT NOT NULL,         -- valid from (local ISO time or date)
+        last TEXT NOT NULL,          -- to
+        weight REAL NOT NULL,        -- messages, hours, money, sightings
+        data TEXT NOT NULL,          -- counts, months, evidence
+        PRIMARY KEY (src, kind, dst)
+    );
+    CREATE INDEX life_relations_dst ON life_relations (dst, kind);
 """)]
 
 SCHEMA = (SCOPE, MIGRATIONS)  # what the app's declaration applies when a home opens for it
