@@ -54,7 +54,8 @@ def test_the_durable_check_runs_once_per_six_hour_slot(life_personas: Personas) 
         assert slot_of(noon) == "2030-01-01T12" and slot_of(noon.replace(hour=18)) != \
             slot_of(noon)
     listed = smallhold_json("jobs", "list", "life")
-    assert [(j["job"], j["power"]) for j in listed["jobs"]] == [("check", "anytime")]  # type: ignore[union-attr]
+    assert [(j["job"], j["power"]) for j in listed["jobs"]] == [  # type: ignore[union-attr]
+        ("check", "anytime"), ("consolidate", "background")]
 
 
 def test_decide_cites_facts_from_the_data_and_the_model_writes_the_prose(

@@ -10,6 +10,7 @@
     smallhold life decide "QUESTION"  cited facts from your data, weighed by the local model
     smallhold life values [--set F]   your priorities, most important first
     smallhold life watch DIR          ingest new exports as they land
+    smallhold life memory [--now]     month summaries the nightly job kept, and what faded
 """
 
 from __future__ import annotations
@@ -441,3 +442,39 @@ def _print_graph(answer: dict[str, object]) -> None:
             console.print(f"  {person['name']}: {person['messages']} message(s), "
                           f"{person['meetings']} meeting(s), {person['hours']:g} h",
                           markup=False)
+
+
+@life.command()
+@click.option("--now", "run_now", is_flag=True,
+              help="Consolidate now instead of waiting for the nightly job.")
+@profile_opt
+@json_option
+@handle_errors
+def memory(run_now: bool, profile: str, as_json: bool) -> None:
+    """What the nightly consolidation kept: one summary per finished month, and what faded
+    or was archived, with the reason."""
+    from smallhold.apps.life.consolidate import KIND
+    from smallhold.apps.life.watch import consolidate_now
+    from smallhold.store.memory import MemoryStore
+
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        written = actions = 0
+        if run_now:
+            written, actions = consolidate_now(home)
+        store = MemoryStore(home.vault, home.embedder)
+        kept = store.list(kind=KIND, limit=1000) + store.list(kind=KIND, archived=True,
+                                                               limit=1000)
+        ids = {m.id for m in kept}
+        events = [e for e in store.history(limit=1000) if e.memory_id in ids]
+    if as_json:
+        emit_json({"written": written, "actions": actions,
+                   "memories": [m.model_dump(mode="json") for m in kept],
+                   "events": [e.model_dump(mode="json") for e in events]})
+        return
+    for m in sorted(kept, key=lambda m: m.tags):
+        state = f" [archived: {m.archived_reason}]" if m.archived_at else ""
+        console.print(f"{m.text}{state}", markup=False)
+    for e in events:
+        console.print(f"  {e.action}: {e.reason}", markup=False)
+    if not kept:
+        console.print("Nothing consolidated yet: `smallhold life memory --now`.")

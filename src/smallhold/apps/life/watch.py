@@ -85,15 +85,33 @@ def durable_check(home: Home, moment: datetime | None = None) -> Checked:
         durable.release(check)
 
 
-def jobs(home: Home) -> list[Job]:
-    """life's background job (what its declaration names for ``smallhold jobs``)."""
+def consolidate_now(home: Home, as_of: date | None = None) -> tuple[int, int]:
+    """The nightly consolidation (:mod:`.consolidate`) on ``home``'s vault."""
+    from smallhold.apps.life.consolidate import consolidate
+    from smallhold.apps.life.daily import load_records
+    from smallhold.store.memory import MemoryStore
 
-    def run() -> str:
+    memory = MemoryStore(home.vault, home.embedder)
+    return consolidate(memory, load_records(LifeStore(home.vault)), load_values(home.vault),
+                       as_of or date.today())
+
+
+def jobs(home: Home) -> list[Job]:
+    """life's background jobs (what its declaration names for ``smallhold jobs``)."""
+
+    def check() -> str:
         done = durable_check(home)
         return f"{done.alerts} alert(s), {done.new} new"
 
-    # anytime: a warning about the person's week should not wait for a charger
-    return [Job("check", EVERY, run, power="anytime")]
+    def nightly() -> str:
+        written, actions = consolidate_now(home)
+        return f"{written} month summary(ies), {actions} memory change(s)"
+
+    # the check runs anytime: a warning about the person's week should not wait for a
+    # charger; consolidation is housekeeping and waits for one
+    return [Job("check", EVERY, check, power="anytime"),
+            Job("consolidate", 24 * HOUR, nightly)]
 
 
-__all__ = ["EXECUTOR", "Checked", "LifeCheck", "check_now", "durable_check", "jobs", "slot_of"]
+__all__ = ["EXECUTOR", "Checked", "LifeCheck", "check_now", "consolidate_now", "durable_check",
+           "jobs", "slot_of"]
