@@ -8,7 +8,6 @@ instead of an analysis of garbage.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 
 from smallhold.apps.cut.errors import MediaError, ToolMissingError
 from smallhold.apps.cut.models import MediaInfo
+from smallhold.runtime.assets import sha256_file
 
 INSTALL = "apt-get install ffmpeg (Debian/Ubuntu; scripts/setup.sh does it), or your OS's ffmpeg"
 PROBE_TIMEOUT_S = 60
@@ -31,14 +31,6 @@ def tool(name: str) -> str:
         raise ToolMissingError(f"{name} is not installed; cut needs it: apt-get install "
                                f"{package} (scripts/setup.sh installs it).")
     return found
-
-
-def file_hash(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _rate(text: str | None) -> float:
@@ -85,7 +77,7 @@ def probe(path: Path) -> MediaInfo:
         raise MediaError(f"{path.name} holds no audio or video stream.")
     fmt = data.get("format", {})
     duration = float(fmt.get("duration") or (video or audio or {}).get("duration") or 0)
-    info = MediaInfo(name=path.name, sha256=file_hash(path), size_bytes=path.stat().st_size,
+    info = MediaInfo(name=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size,
                      duration_s=duration, container=str(fmt.get("format_name", "")))
     if video is not None:
         rotation = _rotation(video)
@@ -108,4 +100,4 @@ def probe(path: Path) -> MediaInfo:
     return info
 
 
-__all__ = ["INSTALL", "file_hash", "probe", "tool"]
+__all__ = ["INSTALL", "probe", "tool"]

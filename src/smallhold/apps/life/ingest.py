@@ -9,7 +9,6 @@ are reported with their location and the good ones still count.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from smallhold.apps.life.values import (
     read_values,
     save_values,
 )
+from smallhold.runtime.assets import sha256_file
 
 SourceKind = Literal["calendar", "bank", "card", "health", "mail", "values"]
 SKIP = {".DS_Store", "Thumbs.db"}
@@ -51,14 +51,6 @@ class IngestReport:
     @property
     def problems(self) -> int:
         return sum(f.problems for f in self.files)
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _head(path: Path, size: int = 4096) -> bytes:
@@ -136,7 +128,7 @@ def ingest(store: LifeStore, paths: list[Path], *, progress: Progress | None = N
         if kind is None:
             report.files.append(FileReport(path.name, "", skipped="not an export life reads"))
             continue
-        digest = file_hash(path)
+        digest = sha256_file(path)
         if not force and store.known_source(path.name, digest):
             report.files.append(FileReport(path.name, kind, skipped="already ingested"))
             continue

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from smallhold.apps.life.alerts import Alert
-from smallhold.apps.life.models import Event, HealthSample, Message, Problem, Record, Transaction
+from smallhold.apps.life.models import (
+    Event,
+    HealthSample,
+    Message,
+    Problem,
+    Record,
+    Transaction,
+    record_id,
+)
+from smallhold.apps.life.sources.money import dedupe_key
 from smallhold.store.handle import VaultHandle
 from smallhold.store.migrations import Migration
 
@@ -97,9 +106,6 @@ def key_of(record: Record, repeat: int = 1) -> tuple[str, str, str]:
     A transaction without the bank's id is its account, date, amount and description, plus
     ``repeat``: the second identical coffee of a day in one statement is a second record,
     and an overlapping statement that lists the same two numbers them the same way."""
-    from smallhold.apps.life.models import record_id
-    from smallhold.apps.life.sources.money import dedupe_key
-
     if isinstance(record, Event):
         return "event", record_id(record.uid, record.occurrence), record.start
     if isinstance(record, Transaction):
@@ -146,8 +152,6 @@ class LifeStore:
                     continue
                 repeat = 1
                 if isinstance(item, Transaction) and not item.fitid:
-                    from smallhold.apps.life.sources.money import dedupe_key
-
                     base = dedupe_key(item)
                     repeats[base] += 1
                     repeat = repeats[base]
