@@ -7,11 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="code,cut,life"  # code: DBOS, ruff; cut: decoders; life: parsers; pocket needs none
+extras="code,cut,life,ops"  # code: DBOS, ruff; cut: decoders; life: parsers; ops: Slack, retries
 gui=0
 for arg in "$@"; do
     case "$arg" in
-        --dev) extras="code,cut,life,dev" ;;
+        --dev) extras="code,cut,life,ops,dev" ;;
         --gui) gui=1 ;;
         *) echo "unknown option $arg (use --dev and/or --gui)" >&2; exit 2 ;;
     esac

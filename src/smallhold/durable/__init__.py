@@ -73,3 +73,17 @@ def release(instance: Any) -> None:
     for name, registered in list(registry.instance_info_map.items()):
         if registered is instance:
             del registry.instance_info_map[name]
+
+
+def recover(executor_ids: list[str]) -> int:
+    """Make the pending workflows of other executors (dead workers) runnable here.
+
+    DBOS recovers a process's own workflows when it launches; taking over a dead peer's is
+    what its hosted conductor does, and the open-source library exposes it only as
+    ``DBOS._recover_pending_workflows``. Recovery re-enqueues each workflow, and the
+    queue's atomic dequeue admits one runner, so two workers recovering the same peer do
+    not run its workflows twice. Returns how many workflows were recovered.
+    """
+    from dbos import DBOS
+
+    return len(DBOS._recover_pending_workflows(executor_ids))
