@@ -136,7 +136,10 @@ def test_values_and_watch_from_the_cli(life_personas: Personas, tmp_path: Path) 
     assert kept["priority"][0]["id"] == "health_first"
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    assert smallhold_json("life", "watch", str(inbox), "--once")["added"] == 0
+    first = smallhold_json("life", "watch", str(inbox), "--once")
+    assert first["added"] == 0  # the scheduled work falls due with the first look
+    assert {j["job"]: j["action"] for j in first["jobs"]}["check"] == "ran"
     shutil.copy(persona.folder / "mail.mbox", inbox / "mail.mbox")
     landed = smallhold_json("life", "watch", str(inbox), "--once")
     assert landed["added"] == persona.truth["counts"]["messages"]
+    assert "check" not in {j["job"] for j in landed["jobs"]}  # not due again for 6 hours

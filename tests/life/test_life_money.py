@@ -260,8 +260,8 @@ def test_mapping_is_saved_per_header_and_reused(tmp_path: Path) -> None:
     assert key == "Date|Description|Amount" and saved["date_format"] == "%d/%m/%Y"
     ambiguous = tmp_path / "b.csv"  # every day <= 12: the saved format decides
     ambiguous.write_text("Date,Description,Amount\n02/03/2024,Y,-2.00\n", encoding="utf-8")
-    [t] = list(parse_csv_remembering(ambiguous, store))
-    assert isinstance(t, Transaction) and t.posted == "2024-03-02"
+    [t] = list(parse_csv_remembering(ambiguous, store, "EUR"))  # the stated currency
+    assert isinstance(t, Transaction) and t.posted == "2024-03-02" and t.currency == "EUR"
 
 
 def _tx(**kw: Any) -> Transaction:

@@ -22,6 +22,7 @@ from smallhold.apps.life.charts import (
     Contact,
     MonthRow,
     day_chart,
+    forecast_chart,
     month_chart,
     nice_step,
     people_chart,
@@ -113,6 +114,16 @@ def test_the_page_draws_the_charts_and_lists_the_alerts(checked: Checked) -> Non
     assert html.count('<g class="month') >= 2 and 'class="spend over"' in html
     assert 0 < html.count('<g class="person"') <= 8
     assert "No data yet" not in html
+    # the coming weeks: six bars against the stated 20 h, nothing over for this persona
+    assert 'data-weeks="6"' in html and html.count('<g class="week') == 6
+    assert 'class="limit"' in html and "meeting_hours_per_week_max 20" in html
+    assert "No week over the limit" in html
+    # every alert's suggested action, weighed against the priorities
+    assert html.count('class="advice suggested"') == len(checked.alerts)
+    with client_for(checked.store, checked.values) as client:
+        planned = client.get("/life/api/forecast").json()
+    assert len(planned["weeks"]) == 6 and planned["limit"] == 20
+    assert all(w["cites"] for w in planned["weeks"][:3])  # the series booked ahead
 
 
 def test_an_empty_vault_says_how_to_begin(vault: VaultHandle) -> None:
@@ -176,6 +187,28 @@ WATCH_CSP = ("window.__csp = []; document.addEventListener('securitypolicyviolat
              "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
 
 
+def _tight(values: Values, limit: float) -> Values:
+    """The same person with a weekly meeting limit their coming weeks break."""
+    tight = values.model_copy(deep=True)
+    for priority in tight.priorities:
+        if "meeting_hours_per_week_max" in priority.targets:
+            priority.targets["meeting_hours_per_week_max"] = limit
+    return tight
+
+
+def test_the_forecast_chart_and_proposals_are_pure_escaped_html(checked: Checked) -> None:
+    from smallhold.apps.life.web import dashboard, forecast_html
+
+    board = dashboard(checked.store, _tight(checked.values, 7.0))
+    assert board.forecast is not None and board.forecast.over and board.forecast.proposals
+    html = forecast_html(board.forecast)
+    assert html.count('<g class="week over"') == len(board.forecast.over)
+    assert html.count('<li class="proposal"') == len(board.forecast.proposals)
+    assert "Family dinner" not in html.split("Protective changes")[1]  # protected
+    assert "&rarr;" in html and "supports" in html and " style=" not in html
+    assert forecast_chart([], None).startswith("<p")
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_dashboard_in_chromium(browser: Any, checked: Checked, tmp_path: Path,
                                    scheme: str) -> None:
@@ -203,6 +236,9 @@ def test_the_dashboard_in_chromium(browser: Any, checked: Checked, tmp_path: Pat
             stroke = tab.eval_on_selector("svg.chart.days .sleep-line",
                                           "e => getComputedStyle(e).stroke")
             assert fill not in ("rgb(0, 0, 0)", "none") and stroke != "none"
+            weeks = tab.locator("svg.chart.forecast g.week")
+            assert weeks.count() == 6 and tab.locator("svg.chart.forecast .limit").count() == 1
+            assert all(w.bounding_box()["height"] > 0 for w in weeks.all())
             titles = tab.locator(".alerts .alert .title").all_inner_texts()
             assert sorted(titles) == sorted(a.title for a in checked.alerts)
             first = tab.locator(".alerts .alert").first
@@ -214,5 +250,40 @@ def test_the_dashboard_in_chromium(browser: Any, checked: Checked, tmp_path: Pat
             assert (tmp_path / f"life-{scheme}.png").stat().st_size > 10_000
             assert tab.evaluate("window.__csp") == []
             assert problems == []
+        finally:
+            context.close()
+
+
+def test_the_forecast_panel_in_chromium(browser: Any, checked: Checked) -> None:
+    """The coming weeks against a tight limit: bars, the limit line, proposals with their
+    effects; a screenshot of the panel at /tmp/life-forecast.png to look at."""
+    tight = _tight(checked.values, 7.0)
+    with serving_asgi(build_web([pages(checked.store, tight)])) as url:
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        context.add_init_script(WATCH_CSP)
+        tab = context.new_page()
+        tab.set_default_timeout(15_000)
+        try:
+            tab.goto(f"{url}/life/")
+            panel = tab.locator("section[aria-labelledby=h-forecast]")
+            panel.wait_for()
+            chart = panel.locator("svg.chart.forecast")
+            assert chart.locator("g.week").count() == 6
+            over = chart.locator("g.week.over rect.booked")
+            assert over.count() >= 1
+            fill = tab.eval_on_selector("svg.chart.forecast g.week.over rect.booked",
+                                        "e => getComputedStyle(e).fill")
+            calm = tab.eval_on_selector("svg.chart.forecast g.week:not(.over) rect.booked",
+                                        "e => getComputedStyle(e).fill")
+            assert fill != calm and fill not in ("rgb(0, 0, 0)", "none")
+            line = chart.locator("line.limit").bounding_box()
+            assert line["width"] > 400
+            proposals = panel.locator(".proposals .proposal")
+            assert proposals.count() >= 1 and proposals.first.is_visible()
+            assert "brings" in proposals.first.inner_text()
+            assert panel.locator(".proposals .effects li").count() >= 1
+            panel.screenshot(path="/tmp/life-forecast.png")
+            assert Path("/tmp/life-forecast.png").stat().st_size > 10_000
+            assert tab.evaluate("window.__csp") == []
         finally:
             context.close()

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from smallhold.apps.life.advice import Advice
+
 AlertKind = Literal["burnout", "overspending", "subscription_increase",
                     "neglected_relationship", "priority_conflict", "over_commitment"]
 Severity = Literal["info", "warning", "high"]
@@ -49,6 +51,9 @@ class Alert(_Model):
     rule: str  # the rule that fired, in plain words, with its thresholds
     evidence: list[Evidence]
     violates: list[str] = Field(default_factory=list)  # priority ids from Values
+    # what to do about it, weighed against the priorities (checks/actions.py); not part of
+    # the id: the same finding keeps its id when the person's priorities change
+    advice: Advice | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Alert:

@@ -16,6 +16,7 @@ from html import escape
 
 from smallhold.apps.life.alerts import Alert
 from smallhold.apps.life.daily import Day
+from smallhold.apps.life.forecast import Week
 
 SHORT = {"burnout": "burnout", "overspending": "overspending",
          "subscription_increase": "price rise", "neglected_relationship": "unanswered",
@@ -257,4 +258,58 @@ def people_chart(people: Sequence[Contact], width: int = 520) -> str:
     return _svg(width, height, "People by mail and meetings", "".join(parts), "people")
 
 
-__all__ = ["Contact", "MonthRow", "day_chart", "month_chart", "nice_step", "people_chart"]
+def forecast_chart(weeks: Sequence[Week], limit: float | None, width: int = 560,
+                   height: int = 250) -> str:
+    """The coming weeks' meeting hours: booked (solid) and expected (light) stacked per week,
+    the limit as a dashed line, a week over it marked ``over``. Each week is a
+    ``<g class="week">`` with a ``<title>`` giving its numbers."""
+    if not weeks:
+        return '<p class="muted">No weeks to forecast.</p>'
+    left, right, top, bottom = 40.0, 12.0, 20.0, 34.0
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max([w.hours for w in weeks] + [limit or 0.0, 4.0])
+    tick = nice_step(peak)
+    ymax = tick * math.ceil(peak * 1.1 / tick)
+
+    def y(h: float) -> float:
+        return top + plot_h * (1 - max(h, 0.0) / ymax)
+
+    parts = []
+    for k in range(round(ymax / tick) + 1):
+        parts.append(f'<line class="grid" x1="{_n(left)}" x2="{_n(width - right)}" '
+                     f'y1="{_n(y(k * tick))}" y2="{_n(y(k * tick))}"/>')
+        parts.append(_text(left - 6, y(k * tick) + 4, f"{_n(k * tick)} h", "axis", "end"))
+    group = plot_w / len(weeks)
+    bar = min(46.0, group * 0.56)
+    for i, w in enumerate(weeks):
+        cx = left + (i + 0.5) * group
+        booked = w.recurring + w.one_off
+        season = (f"; a year ago these weeks ran {w.seasonal.ratio:g}x your usual"
+                  if w.seasonal else "")
+        tip = (f"{w.label} (from {w.start:%d %b}): {booked:.1f} h booked + {w.expected:.1f} h "
+               f"expected = {w.hours:.1f} h" + (f", limit {limit:g} h" if limit is not None
+                                                  else "") + season)
+        shapes = (f'<rect class="booked" x="{_n(cx - bar / 2)}" y="{_n(y(booked))}" '
+                  f'width="{_n(bar)}" height="{_n(top + plot_h - y(booked))}"/>')
+        if w.expected > 0:
+            shapes += (f'<rect class="expected" x="{_n(cx - bar / 2)}" y="{_n(y(w.hours))}" '
+                       f'width="{_n(bar)}" height="{_n(y(booked) - y(w.hours))}"/>')
+        shapes += _text(cx, y(w.hours) - 5, f"{w.hours:.1f}", "total over" if w.over
+                        else "total", "middle")
+        label = w.label.split("-")[-1] + ("*" if w.seasonal else "")
+        parts.append(f'<g class="week{" over" if w.over else ""}" data-week="{escape(w.label)}">'
+                     f"<title>{escape(tip)}</title>{shapes}"
+                     + _text(cx, height - 19, label, "axis", "middle")
+                     + _text(cx, height - 6, f"{w.start:%d %b}", "axis", "middle") + "</g>")
+    if limit is not None:
+        parts.append(f'<line class="limit" x1="{_n(left)}" x2="{_n(width - right)}" '
+                     f'y1="{_n(y(limit))}" y2="{_n(y(limit))}"><title>limit {_n(limit)} h a '
+                     "week</title></line>"
+                     + _text(width - right, y(limit) - 5, f"limit {_n(limit)} h", "limit-text",
+                             "end"))
+    label = f"Meeting hours per coming week, {weeks[0].label} to {weeks[-1].label}"
+    return _svg(width, height, label, "".join(parts), "forecast", f' data-weeks="{len(weeks)}"')
+
+
+__all__ = ["Contact", "MonthRow", "day_chart", "forecast_chart", "month_chart", "nice_step",
+           "people_chart"]

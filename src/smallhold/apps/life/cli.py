@@ -26,6 +26,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from smallhold.apps.life import APP
+from smallhold.apps.life.advice import Advice
 from smallhold.apps.life.alerts import Alert
 from smallhold.apps.life.ingest import as_dict, walk
 from smallhold.apps.life.ingest import ingest as ingest_paths
@@ -140,12 +141,27 @@ def forget(source: str, yes: bool, profile: str, as_json: bool) -> None:
     console.print(f"Removed {removed:,} record(s) from {source}.")
 
 
+def _print_advice(advice: Advice, lead: str) -> None:
+    """A recommendation and how it stands against the priorities (conflicts first)."""
+    if advice.text:
+        console.print(f"{lead}{advice.text}", markup=False)
+    pad = " " * (len(lead) - len(lead.lstrip()) + 2)
+    for note in advice.conflicts:
+        console.print(f"{pad}[red]conflicts with[/] {escape(note.priority)} (priority "
+                      f"{note.rank}): {escape(note.reason)}")
+    for note in advice.supports:
+        console.print(f"{pad}[green]supports[/] {escape(note.priority)} (priority "
+                      f"{note.rank}): {escape(note.reason)}")
+
+
 def _print_alert(alert: Alert, *, full: bool) -> None:
     console.print(f"[bold]{escape(alert.title)}[/] [dim]({alert.kind}, {alert.start} to "
                   f"{alert.end}, id {alert.id})[/]")
     if alert.violates:
         console.print(f"  against your priorities: {', '.join(alert.violates)}", markup=False)
     console.print(f"  rule: {alert.rule}", markup=False)
+    if alert.advice is not None:
+        _print_advice(alert.advice, "  suggested: ")
     for evidence in alert.evidence if full else alert.evidence[:2]:
         numbers = ", ".join(f"{k} {v}" for k, v in evidence.values.items())
         console.print(f"  - {evidence.what}{': ' + numbers if numbers else ''}", markup=False)
@@ -246,17 +262,28 @@ def values(new: Path | None, profile: str, as_json: bool) -> None:
 @click.option("--every", default=30.0, show_default=True, type=click.FloatRange(1),
               help="Seconds between looks at the folder.")
 @click.option("--once", is_flag=True, help="Look once and stop (for scripts and timers).")
+@click.option("--no-jobs", is_flag=True, help="Only ingest; leave the 6-hourly check and the "
+              "nightly consolidation to `smallhold jobs run`.")
 @profile_opt
 @json_option
 @handle_errors
-def watch(folder: Path, every: float, once: bool, profile: str, as_json: bool) -> None:
-    """Ingest new exports as they land in FOLDER (Ctrl+C stops). A file is read once its
+def watch(folder: Path, every: float, once: bool, no_jobs: bool, profile: str,
+          as_json: bool) -> None:
+    """Ingest new exports as they land in FOLDER and, while it runs, do life's scheduled
+    work when it falls due: the 6-hourly check (a durable workflow per slot, so a check
+    cut short by Ctrl+C or a crash is finished by the next start, never run twice) and
+    the nightly consolidation (on the charger). Ctrl+C stops. A file is read once its
     size has stopped changing, so a download in progress is not read half-way."""
     import time
+
+    from smallhold.apps.life.watch import jobs as life_jobs
+    from smallhold.kit.jobs import Jobs, namespace
 
     sizes: dict[Path, int] = {}
     with open_home(profile, app=APP, quiet=as_json) as home:
         store = LifeStore(home.vault)
+        schedule = None if no_jobs else Jobs(home.vault, home.probe, life_jobs(home),
+                                             namespace=namespace(APP.name))
         try:
             while True:
                 current = {p: p.stat().st_size for p in walk([folder])}
@@ -264,19 +291,25 @@ def watch(folder: Path, every: float, once: bool, profile: str, as_json: bool) -
                            if once or sizes.get(p) == size]
                 sizes = current
                 report = ingest_paths(store, settled) if settled else None
-                if report is not None and report.added:
+                added = report is not None and report.added > 0
+                if added:
                     _rebuild(store, home)
-                if report is not None and report.added:
-                    if as_json:
-                        emit_json(as_dict(report))
-                    else:
-                        for f in report.files:
-                            if f.added or f.problems:
-                                console.print(f"{f.file}: {f.added:,} new, {f.problems} "
-                                              "problem(s)", markup=False)
+                ran: list[dict[str, str]] = []
+                if schedule is not None and schedule.due():  # after ingest: checks see it
+                    ran = [{"job": o.job, "action": o.action, "detail": o.detail}
+                           for o in schedule.run()[1]]
+                if as_json and (added or ran or once):
+                    data = as_dict(report) if report else {"added": 0, "files": []}
+                    emit_json({**data, "jobs": ran})
+                elif not as_json:
+                    for f in report.files if report is not None and added else []:
+                        if f.added or f.problems:
+                            console.print(f"{f.file}: {f.added:,} new, {f.problems} "
+                                          "problem(s)", markup=False)
+                    for job in ran:
+                        err_console.print(f"{job['job']}: {job['action']}, {job['detail']}",
+                                          markup=False)
                 if once:
-                    if as_json and (report is None or not report.added):
-                        emit_json(as_dict(report) if report else {"added": 0, "files": []})
                     return
                 time.sleep(every)
         except KeyboardInterrupt:
@@ -344,12 +377,19 @@ def decide(question: str, as_of: datetime | None, model: str | None, profile: st
                          store.alerts(), as_of.date() if as_of else datetime.now().date(),
                          home.runtime, model=model)
     if as_json:
+        plan = decision.plan.model_dump(mode="json") if decision.plan else {}
         emit_json({"question": decision.question, "priorities": decision.priorities,
-                   "facts": [vars(f) for f in decision.facts], "answer": decision.answer})
+                   "facts": [vars(f) for f in decision.facts], "answer": decision.answer,
+                   "plan": plan.get("changes", []), "conflicts": plan.get("conflicts", []),
+                   "supports": plan.get("supports", []),
+                   "unchecked": plan.get("unchecked", [])})
         return
     console.print(f"[bold]{escape(question)}[/]")
     for i, fact in enumerate(decision.facts, start=1):
         console.print(f"  [F{i}] {fact.text}", markup=False)
+    if decision.plan is not None and (decision.plan.conflicts or decision.plan.supports):
+        console.print("  Against your priorities (from the question's words, by rule):")
+        _print_advice(decision.plan.model_copy(update={"text": ""}), "  ")
     console.print()
     console.print(decision.answer, markup=False)
 
@@ -362,47 +402,88 @@ def decide(question: str, as_of: datetime | None, model: str | None, profile: st
               help="With --met-most: from this local day [default: all].")
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="With --met-most: to this local day, inclusive [default: all].")
-@click.option("--limit", default=10, show_default=True, help="Rows to show.")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Rows to show [default: 10]; with --extract, texts to read [default: 50].")
 @click.option("--rebuild", is_flag=True, help="Build the graph again from the records first.")
+@click.option("--extract", "read_texts", is_flag=True,
+              help="First let the local model read mail and event descriptions not read yet "
+                   "(newest first, at most --limit) for places, organisations, habits, goals "
+                   "and people; names not in the text are dropped.")
+@click.option("-m", "--model", help="Model for --extract (see `smallhold models list`).")
 @profile_opt
 @json_option
 @handle_errors
 def graph(query: str | None, met_most: bool, since: datetime | None,
-          until: datetime | None, limit: int, rebuild: bool, profile: str,
-          as_json: bool) -> None:
-    """Who you deal with, from your mail, calendar and payments, with the records behind it.
+          until: datetime | None, limit: int | None, rebuild: bool, read_texts: bool,
+          model: str | None, profile: str, as_json: bool) -> None:
+    """Who and what your life involves, from your mail, calendar, payments and priorities,
+    with the records behind it.
 
     \b
     smallhold life graph                    counts and the people most in touch
     smallhold life graph --met-most --since 2025-03-01 --until 2025-03-31
     smallhold life graph "Tom Thompson"     one person (a name or an address)
-    smallhold life graph budget             a topic, when no person is named so
+    smallhold life graph gym                a topic, place, habit, goal or organisation
+    smallhold life graph --extract --limit 100 -m MODEL   read free text with the model
     """
     from smallhold.apps.life import graph_queries as queries
     from smallhold.apps.life.values import load_values
 
+    rows = limit or 10
     with open_home(profile, app=APP, quiet=as_json) as home:
         store = LifeStore(home.vault)
-        if rebuild or queries.graph_is_empty(store):
+        report = _extract(store, home, model, limit, as_json) if read_texts else None
+        if rebuild or report is not None or queries.graph_is_empty(store):
             queries.rebuild_graph(store, load_values(home.vault))
-        answer: dict[str, object]
+        answer: dict[str, object] = {"extract": report} if report else {}
         if met_most:
-            answer = {"met_most": queries.who_did_i_meet_most(
+            answer["met_most"] = queries.who_did_i_meet_most(
                 store, since.date() if since else None, until.date() if until else None,
-                limit)}
+                rows)
         elif query:
             found = queries.person(store, query)
-            answer = {"person": found} if found else {"topic": queries.topic(store, query)}
+            answer.update({"person": found} if found else
+                          {"topic": queries.topic(store, query)})
         else:
-            answer = {"summary": queries.summary(store, limit)}
+            answer["summary"] = queries.summary(store, rows)
     if as_json:
         emit_json(answer)
         return
     _print_graph(answer)
 
 
+def _extract(store: LifeStore, home: Home, model: str | None, limit: int | None,
+             as_json: bool) -> dict[str, object]:
+    """``graph --extract``: the model reads what it has not, with a bar; no prompt text is
+    traced (``extract.untraced``), only the run's counts."""
+    from rich.progress import BarColumn, MofNCompleteColumn
+
+    from smallhold.apps.life.extract import DEFAULT_LIMIT, extract, untraced
+
+    home.runtime.prepare(model)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                  transient=True, disable=as_json) as bar:
+        task = bar.add_task("reading mail and events with the local model", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = extract(store, untraced(home.runtime), model=model,
+                         limit=limit or DEFAULT_LIMIT, progress=progress)
+    counts: dict[str, object] = dict(vars(report))
+    home.trace.record_event("life.extract", app="life", model=report.model,
+                            data={k: v for k, v in counts.items() if k != "model"})
+    return counts
+
+
 def _print_graph(answer: dict[str, object]) -> None:
     rows: object
+    if isinstance(done := answer.get("extract"), dict):
+        console.print(f"The model ({done['model']}) read {done['read']} text(s): "
+                      f"{done['kept']} name(s) kept, {done['dropped']} dropped (not in the "
+                      f"text), {done['failed']} failed; {done['cached']} read before, "
+                      f"{done['left']} left for another run.", markup=False)
     if (rows := answer.get("met_most")) is not None and isinstance(rows, list):
         table = Table("person", "hours", "meetings", "latest events")
         for p in rows:
@@ -426,6 +507,9 @@ def _print_graph(answer: dict[str, object]) -> None:
         for ref in p["evidence"][-5:]:
             console.print(f"    {ref['kind']} {ref['key']} @ {ref['at']} {ref['note']}",
                           markup=False)
+        if p["mentioned"]["count"]:
+            console.print(f"  named in {p['mentioned']['count']} text(s) "
+                          f"[{p['mentioned']['source']}]", markup=False)
     elif isinstance(t := answer.get("topic"), dict):
         for person in t["people"]:
             console.print(f"{person['name']}: {person['messages']} message(s), "
@@ -433,7 +517,19 @@ def _print_graph(answer: dict[str, object]) -> None:
         for shop in t["merchants"]:
             console.print(f"{shop['name']}: {shop['count']} payment(s) {shop['total']}",
                           markup=False)
-        if not (t["people"] or t["merchants"] or t["organisations"]):
+        for thing in t["things"]:
+            state = " (lapsed)" if thing.get("lapsed") else ""
+            console.print(f"{thing['kind']} {thing['name']}{state} [{thing['source']}]",
+                          markup=False)
+            for edge in thing["relations"]:
+                dates = (f" {edge['first'][:10]} to {edge['last'][:10]}" if edge["first"]
+                         else "")
+                console.print(f"  {edge['from']} {edge['kind']}: {edge['count']} time(s)"
+                              f"{dates} [{edge['source']}]", markup=False)
+                for ref in edge["evidence"][-3:]:
+                    console.print(f"    {ref['kind']} {ref['key']} @ {ref['at']} "
+                                  f"{ref.get('note', '')}", markup=False)
+        if not (t["people"] or t["merchants"] or t["organisations"] or t["things"]):
             console.print(f"No person or topic matches {t['word']!r}.", markup=False)
     elif isinstance(s := answer.get("summary"), dict):
         console.print(", ".join(f"{n} {k}(s)" for k, n in sorted(s["entities"].items()))
@@ -478,3 +574,63 @@ def memory(run_now: bool, profile: str, as_json: bool) -> None:
         console.print(f"  {e.action}: {e.reason}", markup=False)
     if not kept:
         console.print("Nothing consolidated yet: `smallhold life memory --now`.")
+
+
+@life.command()
+@click.option("--weeks", default=6, show_default=True, type=click.IntRange(1, 26),
+              help="Whole weeks to look ahead, from next Monday.")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Forecast as if it were this day [default: today].")
+@profile_opt
+@json_option
+@handle_errors
+def forecast(weeks: int, as_of: datetime | None, profile: str, as_json: bool) -> None:
+    """The coming weeks' meeting hours against your limit, and changes that would protect
+    the weeks over it, each with its effect and how it stands against your priorities.
+
+    \b
+    A week's hours: the meetings already booked, plus the one-off meetings your last
+    12 weeks say will still come (more when the same weeks last year were heavier).
+    """
+    from smallhold.apps.life.daily import Records
+    from smallhold.apps.life.forecast import forecast as plan
+    from smallhold.apps.life.forecast import forecast_json
+    from smallhold.apps.life.values import load_values
+
+    with open_home(profile, app=APP, quiet=as_json) as home:
+        store = LifeStore(home.vault)
+        records = Records(events=list(store.records("event")), health=[],
+                          messages=list(store.records("message")))
+        found = plan(records, load_values(home.vault),
+                     as_of.date() if as_of else datetime.now().date(), weeks)
+    if as_json:
+        emit_json(forecast_json(found))
+        return
+    table = Table("week", "from", "workdays", "booked", "expected", "hours", "limit", "")
+    for w in found.weeks:
+        table.add_row(w.label, f"{w.start:%d %b}", str(w.workdays),
+                      f"{w.recurring + w.one_off:.1f}", f"{w.expected:.1f}", f"{w.hours:.1f}",
+                      "-" if w.limit is None else f"{w.limit:g}",
+                      "[red]over[/]" if w.over else "under" if w.limit is not None else "")
+    console.print(table)
+    if found.limit_from:
+        console.print(f"limit: {found.limit_from}", markup=False)
+    if found.one_off_per_workday is not None:
+        console.print(f"expected one-off meetings: {found.one_off_per_workday:.2f} h a workday "
+                      f"(median of {len(found.history)} weeks, {found.history[0]} to "
+                      f"{found.history[-1]})", markup=False)
+    for w in found.weeks:
+        if w.seasonal is not None:
+            s = w.seasonal
+            console.print(f"{w.label}: a year ago ({', '.join(s.weeks)}) one-off meetings ran "
+                          f"at {s.hours:g} h a week against {s.usual:g} usual then: expecting "
+                          f"{s.ratio:g}x your usual", markup=False)
+    for i, proposal in enumerate(found.proposals, start=1):
+        _print_advice(proposal.advice, f"{i}. ")
+        console.print(f"   stands on {len(proposal.cites)} record(s): " + ", ".join(
+            f"{r.key} @ {r.at}" for r in proposal.cites[:3])
+            + (" ..." if len(proposal.cites) > 3 else ""), markup=False)
+    if found.limit is not None and not found.over:
+        console.print("No week over the limit: nothing to protect.")
+    for note in found.notes:
+        err_console.print(f"note: {note}", markup=False)

@@ -16,10 +16,14 @@ Rules (the same as the persona generator's README, stated for any export):
 - **Workday**: Monday-Friday, unless a non-recurring all-day event (vacation, holiday)
   covers the day *and* no meeting takes place on it. People block a vacation loosely
   (a whole fortnight for five days off); the meetings they still attend say it was work.
-  Yearly all-day events (birthdays) are reminders, not absences. A weekday that an
-  every-weekday work series (the standup) skips inside its run, with no other meeting,
-  is also off: the team's daily meeting taken out (EXDATE) is how a calendar marks a
-  day off that no all-day event covers.
+  Yearly all-day events (birthdays) are reminders, not absences. A day the team's daily
+  series (the standup) was taken out of the person's calendar (EXDATE) is also off when
+  nothing says it was worked: no meeting, and no mail sent from the person's work address
+  that day. A calendar marks a lone day off that way when no all-day event covers it, but
+  a person also deletes a single standup they skip, so the skip alone is not enough:
+  work seen that day keeps it a workday. An occurrence *cancelled* (``STATUS:CANCELLED``)
+  is the meeting called off, not the person away: it never takes a day. Only the weekdays
+  the series meets on count (a Monday-Thursday standup says nothing about Fridays).
 - **Sleep**: a night belongs to the local date its ``InBed`` record ends on; its hours are
   the ``Asleep*`` stages inside that interval (``InBed``/``Awake`` are not sleep, and
   adding ``InBed`` would count the night twice). Stages outside any ``InBed`` (a Watch
@@ -46,7 +50,8 @@ from smallhold.apps.life.values import Profile
 LATE_START = time(22, 0)  # "evenings free": mail after 22:00 is late work
 LATE_END = time(5, 0)  # and before 05:00 it still belongs to the night before
 SESSION_GAP = timedelta(hours=2)  # stages closer than this are one night's sleep
-DAILY_SHARE = 0.8  # a series on >= 80 % of the weekdays it spans is a daily meeting
+DAILY_SHARE = 0.8  # a series on >= 80 % of its weekdays' dates in its run is a daily meeting
+MIN_DAILY = (3, 10)  # a daily series meets on >= 3 weekdays a week, >= 10 times in all
 
 
 @dataclass(frozen=True)
@@ -138,23 +143,53 @@ def _days_off(events: Iterable[Event]) -> set[date]:
     return off
 
 
-def _skipped_by_daily_series(events: Iterable[Event], work: str | None,
-                             tz: tzinfo) -> set[date]:
-    """Weekdays a every-weekday work series (a standup) skips inside its run: the team's
-    daily meeting was taken out that day (EXDATE), which is how calendars mark a holiday or
-    a day off that no all-day event covers."""
-    series: dict[str, set[date]] = defaultdict(set)
+def _series(events: Iterable[Event], work: str | None,
+            tz: tzinfo) -> dict[str, tuple[set[date], set[date]]]:
+    """Per recurring work series: the local dates it met, and the dates it was cancelled."""
+    series: dict[str, tuple[set[date], set[date]]] = defaultdict(lambda: (set(), set()))
     for event in events:
-        if event.recurring and is_meeting(event, work):
-            series[event.uid].add(local(event.occurrence or event.start, tz).date())
+        if not event.recurring or event.all_day:
+            continue
+        day = local(event.occurrence or event.start, tz).date()
+        if is_meeting(event, work):
+            series[event.uid][0].add(day)
+        elif event.status == "cancelled" and is_meeting(
+                event.model_copy(update={"status": "confirmed"}), work):
+            series[event.uid][1].add(day)
+    return series
+
+
+def _daily_skips(held: set[date], cancelled: set[date]) -> set[date]:
+    """Dates a daily series was taken out of the calendar inside its run, on the weekdays it
+    meets (those it is on more often than not); cancelled occurrences are not skips. The
+    series is daily when it is on >= ``DAILY_SHARE`` of those weekdays' dates."""
+    first, last = min(held | cancelled), max(held | cancelled)
+    run = [first + timedelta(i) for i in range((last - first).days + 1)]
+    on = held | cancelled
+    meets = {w for w in range(5)
+             if 2 * sum(d in on for d in run if d.weekday() == w)
+             > sum(d.weekday() == w for d in run)}
+    expected = [d for d in run if d.weekday() in meets]
+    if (len(meets) < MIN_DAILY[0] or len(held) < MIN_DAILY[1]
+            or len([d for d in expected if d in on]) < DAILY_SHARE * len(expected)):
+        return set()
+    return {d for d in expected if d not in on}
+
+
+def _skipped_by_daily_series(records: Records, profile: Profile, work: str | None,
+                             tz: tzinfo) -> set[date]:
+    """Days a daily work series (a standup) was taken out of the calendar and no mail was
+    sent from the person's work address (see the module's rules: work seen keeps the day;
+    ``build_days`` also keeps any day with a meeting)."""
     skipped: set[date] = set()
-    for dates in series.values():
-        first, last = min(dates), max(dates)
-        weekdays = [first + timedelta(i) for i in range((last - first).days + 1)
-                    if (first + timedelta(i)).weekday() < 5]
-        if len(weekdays) >= 10 and len(dates) >= DAILY_SHARE * len(weekdays):
-            skipped.update(d for d in weekdays if d not in dates)
-    return skipped
+    for held, cancelled in _series(records.events, work, tz).values():
+        if held:
+            skipped |= _daily_skips(held, cancelled)
+    if not skipped:
+        return skipped
+    worked = {local(m.date, tz).date() for m in records.messages
+              if profile.owns(m.sender.email) and domain(m.sender.email) == work}
+    return skipped - worked
 
 
 def _sleep(health: list[HealthSample], tz: tzinfo) -> dict[date, tuple[float, list[Ref]]]:
@@ -225,7 +260,7 @@ def build_days(records: Records, profile: Profile, start: date, end: date) -> li
         if (sent.time() >= LATE_START or sent.time() < LATE_END) and evening in days:
             days[evening].late_sent_emails += 1
             days[evening].late_mail.append(Ref("message", message.message_id, message.date))
-    off = _days_off(records.events) | _skipped_by_daily_series(records.events, work, tz)
+    off = _days_off(records.events) | _skipped_by_daily_series(records, profile, work, tz)
     for row in days.values():
         row.meeting_hours = round(row.meeting_hours, 4)
         row.workday = row.date.weekday() < 5 and not (row.date in off and not row.meetings)

@@ -1,9 +1,12 @@
-"""The people part of life's knowledge graph: who, where they work, whom money goes to.
+"""The rule-built part of life's knowledge graph: people, organisations, merchants,
+places, accounts, habits and goals, and how the person stands to each.
 
-Built by rules from structured fields only (mail headers, calendar organizers and
-attendees, transaction payees), never from bodies or a model: every edge can be derived
-again from the records and cites the rows it stands on. Held-out exports differ, so each
-rule is stated for any mailbox and calendar, not for the persona generator:
+Built by rules from structured fields only (mail headers, calendar organizers, attendees,
+summaries and locations, transaction payees and accounts, the stated priorities), never
+from bodies or a model: every edge can be derived again from the records, cites the rows it
+stands on and says ``source: "rule"``. What the local model reads in free text joins later
+(``extract.add_mentions``) on edges of its own. Held-out exports differ, so each rule is
+stated for any mailbox and calendar, not for the persona generator:
 
 - **Owner**: ``Values.person.emails``; without them, the addresses on at least half the
   messages (a mailbox export is one person's). The owner is the entity ``me``.
@@ -22,6 +25,27 @@ rule is stated for any mailbox and calendar, not for the persona generator:
   correspondent says nothing about an organisation.
 - **Merchant**: a purchase's, refund's or fee's payee (its description when empty),
   normalised as the money checks do; income, card payments, transfers and cash pay none.
+- **Alone**: an event is the person's own when no one else is on it: every attendee is
+  the owner or the organizer, and the organizer is the owner (or the owner is unknown, as
+  a calendar alone does not say whose it is). A name-only attendee is someone else unless
+  it is the owner's name.
+- **Place**: an event's LOCATION with URLs taken out and whitespace collapsed; nothing is
+  left, or only a video-call or phone word (Zoom, Teams, Google Meet, Webex, "online",
+  ...), means no place. Spellings that differ only in case or spacing are one place.
+  ``me -[meets_at]-> place`` for events with others, ``visits`` for the person's own
+  (not cancelled, started up to ``as_of``; all-day ones count: a holiday is a visit);
+  occurrences still to come are the place's ``planned`` references, not relations.
+- **Account**: a transaction's account id as the statement gives it; ``me -[holds]->``
+  it, valid from its first to its last transaction. An empty id names no account.
+- **Habit**: the person's own (see *Alone*), timed, not cancelled event summaries,
+  compared without case, extra spaces or end punctuation ("Gym!" is "gym"), on at least
+  ``HABIT_WEEKS`` distinct ISO weeks up to ``as_of``: ``me -[does]-> habit``, weighted
+  by hours. It is ``lapsed`` when none took place in the ``LAPSED_AFTER`` before the
+  span's end (``as_of``, else the calendar's last event), with the date it was last
+  done. A meeting with anyone else is no habit.
+- **Goal**: each stated priority (``values.Priority``), its statement as the name and its
+  targets kept: ``me -[aims_for]-> goal:ID``, ranked in the person's order; its evidence
+  is the priority itself (a statement has no date, so the edge has none either).
 - **Relations** from ``me``: ``emails`` (messages sent to them or received from them),
   ``meets`` (timed, not cancelled events they organise or attend, starting up to
   ``as_of``: planned ones are not met yet), ``pays``; and ``works_at`` from a person to
@@ -36,7 +60,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -57,12 +81,26 @@ WEBMAIL = frozenset({
     "yandex.ru", "mail.ru", "qq.com", "163.com", "orange.fr", "free.fr", "libero.it",
     "btinternet.com", "comcast.net", "verizon.net", "att.net", "posteo.de"})
 _REPLY = re.compile(r"^\s*((re|fwd?|aw|wg|sv|tr)\s*:\s*)+", re.IGNORECASE)
+HABIT_WEEKS = 4  # distinct weeks a summary recurs on before it is a habit, not a streak
+LAPSED_AFTER = timedelta(weeks=3)  # none in this long before the span's end: lapsed
+PLANNED_SHOWN = 20  # upcoming occurrences a place keeps as references
+# a URL, or a bare domain with a path (zoom.us/j/1, meet.google.com/abc-defg)
+_URL = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S*|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/\S*",
+                  re.IGNORECASE)
+# words of a LOCATION that says how to call in, not where to go ("Join Zoom Meeting")
+_CALL_WORDS = frozenset({
+    "zoom", "teams", "microsoft", "ms", "meeting", "meet", "google", "hangouts", "webex",
+    "skype", "facetime", "whereby", "jitsi", "gotomeeting", "bluejeans", "slack", "huddle",
+    "discord", "signal", "whatsapp", "online", "virtual", "remote", "video", "phone", "call",
+    "conference", "dial", "in", "join", "link", "id", "passcode", "password", "pin", "tbd",
+    "tba", "n", "a", "na", "none"})
+_WORDS = re.compile(r"[^\W\d_]+")
 
 
 @dataclass
 class Entity:
     id: str
-    kind: str  # person, organisation, merchant
+    kind: str  # person, organisation, merchant, place, account, habit, goal
     name: str
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -70,11 +108,12 @@ class Entity:
 @dataclass
 class Relation:
     src: str
-    kind: str  # emails, meets, pays, works_at
+    kind: str  # emails, meets, pays, works_at, meets_at, visits, holds, does, aims_for,
+    # mentions (the model's: extract.py)
     dst: str
     first: str
     last: str
-    weight: float  # messages, hours, money spent, sightings
+    weight: float  # messages, hours, money spent, sightings, visits, transactions
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,7 +148,9 @@ class _Seen:
 
 
 @dataclass
-class _Acc:
+class Tally:
+    """One relation's running counts while a graph is built (rules and model alike)."""
+
     count: int = 0
     weight: float = 0.0
     first: str = ""
@@ -134,6 +175,127 @@ class _Acc:
                 "evidence": refs[-MAX_EVIDENCE:],
                 "evidence_dropped": max(len(refs) - MAX_EVIDENCE, 0)}
         return Relation(src, kind, dst, self.first, self.last, round(self.weight, 4), data)
+
+
+def place_name(location: str) -> str:
+    """A LOCATION as a place's name; "" when it names none (a call link, "Zoom", "TBD")."""
+    text = " ".join(_URL.sub(" ", location).split()).strip(" ,;:|/()[]<>-")
+    words = [w.casefold() for w in _WORDS.findall(text)]
+    return text if words and not set(words) <= _CALL_WORDS else ""
+
+
+def habit_key(summary: str) -> str:
+    """A summary compared case-, space- and end-punctuation-insensitively ("Gym!" is "gym")."""
+    return norm_name(summary).strip(" .,;:!?-–—")
+
+
+def _alone(event: Event, owner: set[str], my_name: str) -> bool:
+    """No one but the owner on ``event`` (see the module's rules)."""
+    organizer = (event.organizer.email.lower() if event.organizer and event.organizer.email
+                 else "")
+    if owner and organizer and organizer not in owner:
+        return False
+    for person in event.attendees:
+        email = person.email.lower()
+        if email and email not in owner and email != organizer:
+            return False
+        if not email and norm_name(person.name) not in ("", my_name):
+            return False
+    return True
+
+
+def _add_places(entities: dict[str, Entity], accs: dict[tuple[str, str, str], Tally],
+                events: list[Event], owner: set[str], my_name: str, tz: tzinfo,
+                now: str) -> None:
+    spellings: dict[str, Counter[str]] = defaultdict(Counter)
+    planned: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        name = place_name(e.location)
+        if not name or e.status == "cancelled":
+            continue
+        key = f"place:{norm_name(name)}"
+        spellings[key][name] += 1
+        at = _stamp(e.start, tz)
+        length = 0.0 if e.all_day else round(hours(e, tz), 4)
+        reference = {"kind": "event", "key": e.uid, "at": at, "hours": length,
+                     "note": e.summary}
+        if at > now:
+            planned[key].append(reference)
+            continue
+        acc = accs[(ME, "visits" if _alone(e, owner, my_name) else "meets_at", key)]
+        acc.add(at, reference, 1.0, e.summary.strip())
+        acc.extra["hours"] = round(acc.extra.get("hours", 0.0) + length, 4)
+    for key, spelled in spellings.items():
+        upcoming = sorted(planned[key], key=lambda r: (r["at"], r["key"]))
+        entities[key] = Entity(key, "place", spelled.most_common(1)[0][0],
+                               {"key": key.removeprefix("place:"),
+                                "planned": upcoming[:PLANNED_SHOWN]})
+
+
+def _add_habits(entities: dict[str, Entity], accs: dict[tuple[str, str, str], Tally],
+                events: list[Event], owner: set[str], my_name: str, tz: tzinfo, now: str,
+                end: date | None) -> None:
+    done: dict[str, list[tuple[str, Event]]] = defaultdict(list)
+    last_day = ""
+    for e in events:
+        if e.status == "cancelled":
+            continue
+        at = _stamp(e.start, tz)
+        last_day = max(last_day, at[:10])
+        key = habit_key(e.summary)
+        if key and not e.all_day and at <= now and _alone(e, owner, my_name):
+            done[key].append((at, e))
+    span_end = end or (date.fromisoformat(last_day) if last_day else None)
+    for key, occurrences in sorted(done.items()):
+        weeks = {date.fromisoformat(at[:10]).isocalendar()[:2] for at, _ in occurrences}
+        if len(weeks) < HABIT_WEEKS:
+            continue
+        habit = f"habit:{key}"
+        acc = accs[(ME, "does", habit)]
+        for at, e in occurrences:
+            length = round(hours(e, tz), 4)
+            acc.add(at, {"kind": "event", "key": e.uid, "at": at, "hours": length,
+                         "note": e.summary}, length)
+        last = acc.last[:10]
+        lapsed = span_end is not None and date.fromisoformat(last) <= span_end - LAPSED_AFTER
+        acc.extra.update({"weeks": len(weeks), "lapsed": lapsed, "last_done": last})
+        spelled = Counter(e.summary.strip() for _, e in occurrences)
+        entities[habit] = Entity(habit, "habit", spelled.most_common(1)[0][0],
+                                 {"key": key, "weeks": len(weeks), "first": acc.first[:10],
+                                  "last": last, "lapsed": lapsed})
+
+
+def _add_accounts(entities: dict[str, Entity], accs: dict[tuple[str, str, str], Tally],
+                  transactions: list[Transaction]) -> None:
+    seen: dict[str, tuple[set[str], set[str]]] = {}
+    for t in transactions:
+        account = " ".join(t.account.split())
+        if not account:
+            continue
+        key, at = f"account:{account}", str(when(t))
+        accs[(ME, "holds", key)].add(at, {"kind": "transaction", "key": ref(t).key, "at": at,
+                                          "amount": t.amount, "note": t.description}, 1.0)
+        kinds, currencies = seen.setdefault(key, (set(), set()))
+        kinds.add(t.source.kind)
+        currencies.add(t.currency)
+    for key, (kinds, currencies) in seen.items():
+        entities.setdefault(key, Entity(key, "account", key.removeprefix("account:"), {
+            "sources": sorted(kinds), "currencies": sorted(currencies)}))
+
+
+def _goals(values: Values) -> tuple[list[Entity], list[Relation]]:
+    found: list[Entity] = []
+    edges: list[Relation] = []
+    for rank, priority in enumerate(values.priorities, start=1):
+        goal = f"goal:{priority.id}"
+        found.append(Entity(goal, "goal", priority.statement,
+                            {"priority": priority.id, "rank": rank,
+                             "targets": dict(priority.targets)}))
+        edges.append(Relation(ME, "aims_for", goal, "", "", 1.0, {
+            "rank": rank, "count": 1, "evidence": [
+                {"kind": "priority", "key": priority.id, "at": "",
+                 "note": priority.statement}]}))
+    return found, edges
 
 
 def _people(record: Message | Event) -> list[Person]:
@@ -262,7 +424,7 @@ def build_graph(messages: list[Message], events: list[Event],
             f"person:name:{label}", "person", person.name.strip(), {"emails": []}))
         return f"person:name:{label}"
 
-    accs: dict[tuple[str, str, str], _Acc] = defaultdict(_Acc)
+    accs: dict[tuple[str, str, str], Tally] = defaultdict(Tally)
     for m in messages:
         at = _stamp(m.date, tz)
         sent = m.sender.email.lower() in owner
@@ -299,6 +461,11 @@ def build_graph(messages: list[Message], events: list[Event],
     for name, spelled in spellings.items():
         key = f"merchant:{name.casefold()}"
         entities[key] = Entity(key, "merchant", spelled.most_common(1)[0][0], {"key": name})
+    my_name = norm_name(profile.name)
+    _add_places(entities, accs, events, owner, my_name, tz, now)
+    _add_habits(entities, accs, events, owner, my_name, tz, now,
+                as_of.astimezone(tz).date() if as_of else None)
+    _add_accounts(entities, accs, transactions)
     relations = [acc.relation(*k) for k, acc in sorted(accs.items())]
     works: dict[tuple[str, str], Relation] = {}  # two addresses at one org: one edge
     for email, s in sorted(seen.items()):
@@ -317,6 +484,11 @@ def build_graph(messages: list[Message], events: list[Event],
         entities[f"org:{org}"] = Entity(f"org:{org}", "organisation", org,
                                         {"domain": org, "work": org == work,
                                          "people": len(people - {ME})})
+    goals, aims = _goals(values)
+    entities.update((g.id, g) for g in goals)
+    relations += aims
+    for data in [*(e.data for e in entities.values()), *(r.data for r in relations)]:
+        data.setdefault("source", "rule")
     return Graph(list(entities.values()), relations)
 
 
@@ -329,6 +501,7 @@ def rebuild_graph(store: LifeStore, values: Values,
     return rebuild(store, values, as_of)
 
 
-__all__ = ["MAX_EVIDENCE", "ME", "WEBMAIL", "Entity", "Graph", "Relation", "build_graph",
-           "distinctive", "merge", "norm_name", "organisations", "owner_emails",
-           "rebuild_graph", "subject_of"]
+__all__ = ["HABIT_WEEKS", "LAPSED_AFTER", "MAX_EVIDENCE", "ME", "WEBMAIL", "Entity", "Graph",
+           "Relation", "Tally", "build_graph", "distinctive", "habit_key", "merge",
+           "norm_name", "organisations", "owner_emails", "place_name", "rebuild_graph",
+           "subject_of"]

@@ -8,6 +8,10 @@ Every answer carries the evidence references of the relations it read (kind, nat
 time), so a caller can show or check the records behind a number. A relation keeps only
 its latest ``MAX_EVIDENCE`` references; a windowed answer that may miss older ones says
 so (``complete: false``) instead of silently undercounting.
+
+The graph holds the rules' edges and the model's (``mentions``, from ``extract.py``); every
+answer row says which (``source``: ``rule`` or ``model:<id>``), so a reader can tell what
+was derived from fields from what a model read in free text.
 """
 
 from __future__ import annotations
@@ -39,10 +43,14 @@ def save_graph(store: LifeStore, graph: Graph) -> None:
 
 def rebuild_graph(store: LifeStore, values: Values,
                   as_of: datetime | None = None) -> dict[str, int]:
-    """Build the graph from everything stored and keep it; entities counted by kind."""
-    graph = build_graph(list(store.records("message")), list(store.records("event")),
-                        list(store.records("transaction")), values,
+    """Build the graph from everything stored (the rules, then the model's kept readings)
+    and keep it; entities counted by kind."""
+    from smallhold.apps.life.extract import add_mentions, stored, texts_of
+
+    messages, events = list(store.records("message")), list(store.records("event"))
+    graph = build_graph(messages, events, list(store.records("transaction")), values,
                         as_of or data_end(store, zone(values.person)))
+    add_mentions(graph, stored(store), values, {t.unit for t in texts_of(messages, events)})
     save_graph(store, graph)
     return dict(Counter(e.kind for e in graph.entities))
 
@@ -86,6 +94,10 @@ def _refs(relation: Relation | None) -> list[dict[str, Any]]:
     return list(relation.data.get("evidence", [])) if relation else []
 
 
+def _source(data: dict[str, Any]) -> str:
+    return str(data.get("source", "rule"))
+
+
 def summary(store: LifeStore, limit: int = 10) -> dict[str, Any]:
     """Counts by entity and relation kind, and the people most in touch (messages plus
     meetings), so the first look at a graph shows whether it holds who one expects."""
@@ -96,8 +108,11 @@ def summary(store: LifeStore, limit: int = 10) -> dict[str, Any]:
     edges = relations(store, src=ME)
     by_kind: dict[str, int] = {}
     touch: dict[str, dict[str, Any]] = {}
+    by_source: dict[str, int] = {}
     for r in relations(store):
         by_kind[r.kind] = by_kind.get(r.kind, 0) + 1
+        origin = "model" if _source(r.data).startswith("model") else "rule"
+        by_source[origin] = by_source.get(origin, 0) + 1
     for r in edges:
         if r.kind in ("emails", "meets"):
             row = touch.setdefault(r.dst, {"id": r.dst, "name": found[r.dst].name,
@@ -106,7 +121,8 @@ def summary(store: LifeStore, limit: int = 10) -> dict[str, Any]:
             if r.kind == "meets":
                 row["hours"] = round(r.weight, 2)
     top = sorted(touch.values(), key=lambda p: (-(p["messages"] + p["meetings"]), p["id"]))
-    return {"entities": kinds, "relations": by_kind, "top_people": top[:limit]}
+    return {"entities": kinds, "relations": by_kind, "sources": by_source,
+            "top_people": top[:limit]}
 
 
 def who_did_i_meet_most(store: LifeStore, start: date | None = None, end: date | None = None,
@@ -181,13 +197,44 @@ def person(store: LifeStore, name_or_email: str) -> dict[str, Any] | None:
                                      "topics")),
             "meetings": {**_timeline(meets, ("topics",)),
                          "hours": round(meets.weight, 2) if meets else 0.0},
+            "mentioned": _mentioned(mine.get("mentions")),
             "last_contact": {"at": last_at, "kind": last_kind} if last_at else None,
             "evidence": evidence[-EVIDENCE_SHOWN:]}
 
 
+def _mentioned(relation: Relation | None) -> dict[str, Any]:
+    """Where the model read a name for this entity: its texts, marked with the model."""
+    if relation is None:
+        return {"count": 0}
+    return {**_timeline(relation, ()), "source": _source(relation.data),
+            "evidence": _refs(relation)[-EVIDENCE_SHOWN:]}
+
+
+THINGS = ("place", "habit", "goal", "organisation", "account")
+
+
+def _thing(store: LifeStore, entity: Entity) -> dict[str, Any]:
+    """One place, habit, goal, organisation or account with every edge to it and its rows."""
+    edges = relations(store, dst=entity.id)
+    shown = ("lapsed", "last", "weeks", "targets", "rank", "domain", "work", "sources",
+             "currencies")
+    facts: dict[str, Any] = {k: entity.data[k] for k in shown if k in entity.data}
+    planned = entity.data.get("planned", [])
+    return {"id": entity.id, "kind": entity.kind, "name": entity.name,
+            "source": _source(entity.data), **facts,
+            **({"planned": planned[:EVIDENCE_SHOWN]} if planned else {}),
+            "relations": [{"kind": r.kind, "from": r.src, "source": _source(r.data),
+                           "count": r.data.get("count", 0), "first": r.first,
+                           "last": r.last, "weight": r.weight,
+                           **({"lapsed": r.data["lapsed"]} if "lapsed" in r.data else {}),
+                           "evidence": _refs(r)[-EVIDENCE_SHOWN:]} for r in edges]}
+
+
 def topic(store: LifeStore, word: str) -> dict[str, Any]:
     """People and merchants whose names, mail subjects or event summaries contain
-    ``word``, with the matching messages and events as evidence."""
+    ``word``, with the matching messages and events as evidence; and the places, habits,
+    goals, organisations and accounts whose name (or id) contains it, each with its edges,
+    their rows and whether a rule or the model made them."""
     needle = word.casefold().strip()
     found = entities(store)
     people: dict[str, dict[str, Any]] = {}
@@ -212,9 +259,13 @@ def topic(store: LifeStore, word: str) -> dict[str, Any]:
                  if r.dst in found and needle in found[r.dst].name.casefold()]
     orgs = [{"id": o.id, "name": o.name} for o in found.values()
             if o.kind == "organisation" and needle in o.name.casefold()]
+    things = [_thing(store, e) for e in found.values() if e.kind in THINGS and needle and (
+        needle in e.name.casefold() or needle in e.id.split(":", 1)[-1].casefold())]
+    things.sort(key=lambda t: (THINGS.index(t["kind"]), t["name"].casefold()))
     ranked = sorted(people.values(), key=lambda p: (-(p["messages"] + p["meetings"]),
                                                     not p["named"], p["name"]))
-    return {"word": word, "people": ranked, "merchants": merchants, "organisations": orgs}
+    return {"word": word, "people": ranked, "merchants": merchants, "organisations": orgs,
+            "things": things}
 
 
 __all__ = ["data_end", "entities", "find_person", "graph_is_empty", "person", "rebuild_graph",

@@ -104,7 +104,7 @@ def _parse(path: Path, kind: SourceKind, store: LifeStore,
         return parse_health_csv(path)
     from smallhold.apps.life.sources.money import parse_csv_remembering
 
-    return parse_csv_remembering(path, store)
+    return parse_csv_remembering(path, store, load_values(store.handle).person.currency)
 
 
 def walk(paths: list[Path]) -> Iterator[Path]:
@@ -123,7 +123,8 @@ def ingest(store: LifeStore, paths: list[Path], *, progress: Progress | None = N
            force: bool = False) -> IngestReport:
     """Ingest every export under ``paths``; unknown files are listed as skipped."""
     report = IngestReport()
-    for path in walk(paths):
+    # the person's values first: a bank CSV with no currency column takes their stated one
+    for path in sorted(walk(paths), key=lambda p: not looks_like_values(p)):
         kind = kind_of(path)
         if kind is None:
             report.files.append(FileReport(path.name, "", skipped="not an export life reads"))

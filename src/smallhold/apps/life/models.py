@@ -54,6 +54,7 @@ class Event(_Model):
     organizer: Person | None = None
     attendees: list[Person] = Field(default_factory=list)
     location: str = ""
+    description: str = ""  # free text; only the local model reads it (extract.py)
     recurring: bool = False
     source: Source
 
@@ -74,6 +75,10 @@ class Transaction(_Model):
     kind: TransactionKind = "other"
     bank_type: str = ""  # the source's own type (OFX TRNTYPE, CSV "Type")
     fitid: str = ""  # the bank's transaction id, when it gives one
+    # a charge billed in another currency: the merchant's own price, as the statement gives
+    # it ("Ursprünglicher Betrag 12,99 USD"); the converted ``amount`` moves with the rate
+    original_amount: str = ""  # decimal string, same sign as ``amount``; "" = not given
+    original_currency: str = ""
     source: Source
 
 

@@ -91,6 +91,20 @@ MIGRATIONS = [Migration("0001_records", """
         PRIMARY KEY (src, kind, dst)
     );
     CREATE INDEX life_relations_dst ON life_relations (dst, kind);
+"""), Migration("0004_extractions", """
+    CREATE TABLE life_extractions (  -- what the local model named in one text (extract.py)
+        unit TEXT NOT NULL,          -- record_id(kind, key, text): a changed text is read again
+        model TEXT NOT NULL,         -- the model id that read it
+        prompt INTEGER NOT NULL,     -- extract.PROMPT_VERSION: a new prompt reads it again
+        kind TEXT NOT NULL,          -- message, event
+        key TEXT NOT NULL,           -- Message-ID or event UID: the evidence's natural key
+        at TEXT NOT NULL,            -- the record's own time
+        file TEXT NOT NULL,          -- the source file, for citations and forget
+        extracted_at REAL NOT NULL,
+        data TEXT NOT NULL,          -- the names kept (each found in the text), counts, error
+        PRIMARY KEY (unit, model, prompt)
+    ) WITHOUT ROWID;
+    CREATE INDEX life_extractions_file ON life_extractions (file);
 """)]
 
 SCHEMA = (SCOPE, MIGRATIONS)  # what the app's declaration applies when a home opens for it
@@ -208,11 +222,12 @@ class LifeStore:
         return [Problem(file=f, location=loc, reason=r) for f, loc, r in rows]
 
     def forget(self, file: str) -> int:
-        """Delete everything that came from source ``file`` (its records, problems and
-        ingest rows); the vault's ``secure_delete`` overwrites the freed pages. Returns the
-        number of records removed."""
+        """Delete everything that came from source ``file`` (its records, problems, ingest
+        rows and what the model read in its texts); the vault's ``secure_delete`` overwrites
+        the freed pages. Returns the number of records removed."""
         with self.handle.transaction() as conn:
             removed = conn.execute("DELETE FROM life_records WHERE file = ?", (file,)).rowcount
+            conn.execute("DELETE FROM life_extractions WHERE file = ?", (file,))
             conn.execute("DELETE FROM life_problems WHERE file = ?", (file,))
             conn.execute("DELETE FROM life_sources WHERE file = ?", (file,))
         return int(removed)

@@ -5,6 +5,7 @@
     GET /life/api/days      the daily rows the day chart draws (the last WINDOW_DAYS days)
     GET /life/api/months    income and spending per full month, and the savings goal
     GET /life/api/alerts    the alerts kept, newest first, with their evidence
+    GET /life/api/forecast  the coming weeks' meeting hours against the limit, and proposals
 
 Everything is drawn on the server (:mod:`smallhold.apps.life.charts`, inline SVG): the page
 has no script, and its colours come from ``/static/life.css``. The numbers are computed on
@@ -25,10 +26,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from smallhold.apps.life.advice import Advice
 from smallhold.apps.life.alerts import Alert, Evidence
-from smallhold.apps.life.charts import Contact, MonthRow, day_chart, month_chart, people_chart
+from smallhold.apps.life.charts import (
+    Contact,
+    MonthRow,
+    day_chart,
+    forecast_chart,
+    month_chart,
+    people_chart,
+)
 from smallhold.apps.life.checks.money import month_totals
 from smallhold.apps.life.daily import Day, Records, build_days, data_span, load_records, local, zone
+from smallhold.apps.life.forecast import Forecast, forecast, forecast_json
 from smallhold.apps.life.models import Person
 from smallhold.apps.life.store import LifeStore
 from smallhold.apps.life.values import Profile, Values
@@ -54,6 +64,7 @@ class Dashboard:
     sleep_target: float | None = None
     savings_goal: float | None = None
     currency: str = ""
+    forecast: Forecast | None = None
 
 
 def _target(values: Values, key: str) -> float | None:
@@ -116,6 +127,10 @@ def dashboard(store: LifeStore, values: Values, today: date | None = None) -> Da
     board.months = [MonthRow(key, float(income), float(spending)) for key, (income, spending, _)
                     in sorted(month_totals(records.transactions, today or date.today()).items())]
     board.people = people(records, values.person, span[1] if span else None)
+    if any(not e.all_day for e in records.events):
+        # from the last day the data knows (an old export is not "today"), else today
+        as_of = min(span[1], today or date.today()) if span else today or date.today()
+        board.forecast = forecast(Records(records.events, [], records.messages), values, as_of)
     return board
 
 
@@ -142,12 +157,61 @@ def _evidence(item: Evidence) -> str:
             + (f'<ol class="records">{cited}</ol>' if cited else "") + "</li>")
 
 
+def advice_html(advice: Advice, cls: str = "advice") -> str:
+    """A recommendation with the priorities it conflicts with (first) and supports."""
+    notes = "".join(
+        f'<li class="{kind}"><span class="k">{label}</span> {escape(n.priority)} '
+        f'<span class="muted">(priority {n.rank})</span>: {escape(n.reason)}</li>'
+        for kind, label, found in (("conflict", "conflicts with", advice.conflicts),
+                                   ("support", "supports", advice.supports)) for n in found)
+    return (f'<div class="{cls}"><p>{escape(advice.text)}</p>'
+            + (f'<ul class="priorities">{notes}</ul>' if notes else "") + "</div>")
+
+
+def forecast_html(found: Forecast | None) -> str:
+    """The coming weeks' chart, what the limit is, and the proposals with their effects."""
+    if found is None:
+        return '<p class="muted">No calendar yet: smallhold life ingest calendar.ics</p>'
+    seasons = [w for w in found.weeks if w.seasonal is not None]
+    facts = []
+    if found.limit_from:
+        facts.append(f"Limit: {escape(found.limit_from)}.")
+    if found.one_off_per_workday is not None:
+        facts.append(f"Expected one-off meetings: {found.one_off_per_workday:.2f} h a workday "
+                     f"(median of the last {len(found.history)} weeks).")
+    for w in seasons[:3]:
+        if w.seasonal is not None:
+            facts.append(f"{escape(w.label)}*: a year ago these weeks ran "
+                         f"{w.seasonal.hours:g} h of one-off meetings against "
+                         f"{w.seasonal.usual:g} usual.")
+    facts += [escape(n) for n in found.notes]
+    items = []
+    for proposal in found.proposals:
+        effects = "".join(f'<li><span class="k">{escape(e.week)}</span> {e.before:g} h '
+                          f"&rarr; {e.after:g} h (limit {e.limit:g})</li>"
+                          for e in proposal.effects)
+        items.append(f'<li class="proposal" data-action="{escape(proposal.action)}">'
+                     f"{advice_html(proposal.advice, 'advice')}"
+                     f'<ul class="effects">{effects}</ul></li>')
+    if items:
+        listing = f'<ol class="proposals">{"".join(items)}</ol>'
+    elif found.over:
+        listing = '<p class="muted">No change to propose for the weeks over the limit.</p>'
+    else:
+        listing = '<p class="muted">No week over the limit: nothing to protect.</p>'
+    return (f'<div class="forecast-body"><div>{forecast_chart(found.weeks, found.limit)}'
+            f'<p class="muted facts">{" ".join(facts)}</p></div>'
+            f'<div><h3>Protective changes</h3>{listing}</div></div>')
+
+
 def alerts_html(alerts: Iterable[Alert]) -> str:
     items = []
     for number, alert in enumerate(alerts, 1):
         when = f"{alert.start}" if alert.start == alert.end else f"{alert.start} to {alert.end}"
         violates = (f'<p class="violates">Goes against: {escape(", ".join(alert.violates))}</p>'
                     if alert.violates else "")
+        if alert.advice is not None:
+            violates += advice_html(alert.advice, "advice suggested")
         items.append(
             f'<li class="alert sev-{escape(alert.severity)}" id="alert-{escape(alert.id)}">'
             f'<details><summary><span class="num">{number}</span>'
@@ -210,6 +274,11 @@ def page_html(board: Dashboard) -> str:
         '<h2 id="h-people">People</h2><span class="legend"><span class="key mail">messages'
         '</span><span class="key meet">meetings</span></span></div>'
         f"{people_chart(board.people)}</section>"
+        '<section class="panel wide" aria-labelledby="h-forecast"><div class="panel-head">'
+        '<h2 id="h-forecast">Coming weeks</h2><span class="legend">'
+        '<span class="key booked">booked</span><span class="key expected">expected</span>'
+        '<span class="key target">limit</span></span></div>'
+        f"{forecast_html(board.forecast)}</section>"
         '<section class="panel wide" aria-labelledby="h-alerts"><div class="panel-head">'
         '<h2 id="h-alerts">Alerts</h2><span class="muted">open one for its rule and the '
         "records it cites</span></div>"
@@ -238,6 +307,10 @@ def pages(store: LifeStore, values: Values) -> AppPages:
                              "months": [{**asdict(m), "savings_rate": m.savings_rate}
                                         for m in found.months]})
 
+    async def api_forecast(request: Request) -> Response:
+        found = (await board()).forecast
+        return JSONResponse(forecast_json(found) if found else {"weeks": [], "proposals": []})
+
     async def api_alerts(request: Request) -> Response:
         alerts = await anyio.to_thread.run_sync(store.alerts)
         return JSONResponse({"alerts": [a.model_dump(mode="json") for a in alerts]})
@@ -247,6 +320,7 @@ def pages(store: LifeStore, values: Values) -> AppPages:
         Route("/api/days", api_days, methods=["GET"]),
         Route("/api/months", api_months, methods=["GET"]),
         Route("/api/alerts", api_alerts, methods=["GET"]),
+        Route("/api/forecast", api_forecast, methods=["GET"]),
     ])
 
 
@@ -257,4 +331,5 @@ def pages_for(home: Home) -> AppPages:
     return pages(LifeStore(home.vault), load_values(home.vault))
 
 
-__all__ = ["Dashboard", "alerts_html", "dashboard", "page_html", "pages", "pages_for", "people"]
+__all__ = ["Dashboard", "advice_html", "alerts_html", "dashboard", "forecast_html", "page_html",
+           "pages", "pages_for", "people"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 
 from smallhold.apps.life.alerts import Alert
+from smallhold.apps.life.checks.actions import with_advice
 from smallhold.apps.life.checks.calendar import detect_over_commitment, detect_priority_conflict
 from smallhold.apps.life.checks.health import detect_burnout
 from smallhold.apps.life.checks.money import detect_overspending, detect_subscription_increase
@@ -23,7 +24,8 @@ from smallhold.apps.life.values import Values
 
 
 def checks_over(records: Records, values: Values, as_of: date) -> list[Alert]:
-    """Every detector over ``records`` as known on ``as_of`` (pure: no store, no clock)."""
+    """Every detector over ``records`` as known on ``as_of`` (pure: no store, no clock),
+    each alert with its suggested action weighed against the priorities (``advice``)."""
     alerts: list[Alert] = []
     span = data_span(records, values.person)
     if span is not None and span[0] <= as_of:
@@ -35,7 +37,7 @@ def checks_over(records: Records, values: Values, as_of: date) -> list[Alert]:
     alerts += detect_neglected_relationship(records.messages, values, as_of)
     alerts += detect_priority_conflict(records.events, values, as_of)
     alerts += detect_over_commitment(records.events, values, as_of)
-    return alerts
+    return with_advice(alerts, values, records)
 
 
 def run_checks(store: LifeStore, values: Values, as_of: date) -> list[Alert]:

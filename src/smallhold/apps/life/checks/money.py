@@ -5,6 +5,12 @@ purchases, withdrawals and fees, less refunds; card payments and transfers to sa
 move money between the person's own accounts and are not spending (counting the card bill
 and the card's purchases would count every purchase twice). A transaction belongs to the
 month of the purchase itself when the source gives it, else of its posting.
+
+A subscription billed in another currency is judged on the merchant's own price when the
+statement gives it (``original_amount``, or "USD 15.49" in the text): a rate that moves
+does not move the price. Without it, the booked amounts of a charge billed abroad may
+wander by ``FX_NOISE`` month to month; only a step beyond that band, and at least
+``RISE``, is a price rise.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from statistics import median
 from smallhold.apps.life.alerts import Alert, Evidence, RecordRef
 from smallhold.apps.life.daily import local, zone
 from smallhold.apps.life.models import Message, Transaction
+from smallhold.apps.life.sources.money import billed_abroad, foreign_in_text, merchant_name
 from smallhold.apps.life.values import Values
 
 SPENDING = {"purchase", "refund", "withdrawal", "fee"}  # refunds are positive: they subtract
@@ -28,6 +35,7 @@ STABLE = Decimal("0.005")  # a subscription bills the same price (to the cent, b
 # a utility bill that varies month to month is usage, not a price, and is left alone
 MONTHLY_GAP = (25, 36)  # days between charges of a monthly bill (28-31, plus posting drift)
 SAME_DAY = 4  # billing day of month may drift this much (weekends, short months)
+FX_NOISE = Decimal("0.05")  # a card's rate moves a charge billed abroad by a few % a month
 MIN_BEFORE = 2  # two equal charges before the rise: an established price, not a trial
 NOTICE_DAYS = 60  # a price notice comes within two months before the new charge
 
@@ -111,7 +119,23 @@ def detect_overspending(transactions: list[Transaction], values: Values,
 
 
 def merchant(t: Transaction) -> str:
-    return re.sub(r"\s+", " ", (t.payee or t.description).upper()).strip()
+    return merchant_name(t.payee or t.description)
+
+
+def prices(charges: list[Transaction]) -> tuple[list[Decimal], str, Decimal]:
+    """(each charge's price, its currency, the tolerance a stable price has).
+
+    The merchant's own price when every charge carries one in one currency (then exact:
+    ``STABLE``); else the booked amounts, with ``FX_NOISE`` when the charges were billed
+    abroad (the rate moves them) and ``STABLE`` when not."""
+    own = [(Decimal(t.original_amount), t.original_currency) if t.original_amount
+           else foreign_in_text(f"{t.description} {t.payee}", t.currency) for t in charges]
+    codes = {o[1] for o in own if o is not None}
+    if all(o is not None for o in own) and len(codes) == 1:
+        return [abs(o[0]) for o in own if o is not None], codes.pop(), STABLE
+    booked = [-Decimal(t.amount) for t in charges]
+    abroad = any(billed_abroad(t) for t in charges)
+    return booked, charges[-1].currency, FX_NOISE if abroad else STABLE
 
 
 def _monthly(charges: list[Transaction]) -> bool:
@@ -149,34 +173,40 @@ def detect_subscription_increase(transactions: list[Transaction], messages: list
         charges.sort(key=when)
         if not _monthly(charges):
             continue
-        amounts = [-Decimal(t.amount) for t in charges]
+        amounts, currency, tolerance = prices(charges)
         for i in range(MIN_BEFORE, len(charges)):
             old = amounts[i - 1]
-            before_ok = all(abs(a - old) <= old * STABLE for a in amounts[:i])
+            before_ok = all(abs(a - old) <= old * tolerance for a in amounts[:i])
             new = amounts[i]
-            after_ok = all(abs(a - new) <= new * STABLE for a in amounts[i:])
-            if before_ok and after_ok and new >= old * RISE:
+            after_ok = all(abs(a - new) <= new * tolerance for a in amounts[i:])
+            beyond = tolerance == STABLE or min(amounts[i:]) >= max(amounts[:i]) * RISE
+            if before_ok and after_ok and new >= old * RISE and beyond:
                 break
         else:
             continue
         rise = float(amounts[i] / old - 1)
+        own = currency if tolerance == STABLE and currency != charges[-1].currency else ""
+        mark: dict[str, float | int | str | None] = {"currency": own} if own else {}
         evidence = [Evidence(what="charges before the rise", records=[ref(t) for t in charges[:i]],
-                             values={"amount": float(old)}),
+                             values={"amount": float(old), **mark}),
                     Evidence(what="charges after the rise", records=[ref(t) for t in charges[i:]],
-                             values={"amount": float(amounts[i]), "rise": round(rise, 3)})]
+                             values={"amount": float(amounts[i]), "rise": round(rise, 3), **mark})]
         notice = _notice(name, messages, when(charges[i]), values)
         if notice is not None:
             evidence.append(Evidence(what="price notice in the mailbox", values={
                 "subject": notice.subject}, records=[RecordRef(
                     kind="message", key=notice.message_id, at=notice.date)]))
         alerts.append(Alert(
-            kind="subscription_increase", title=f"{name} went from {old} to {amounts[i]} "
-            f"a month (+{rise:.0%})", start=when(charges[i]), end=when(charges[-1]),
+            kind="subscription_increase", title=f"{name} went from {old} to {amounts[i]}"
+            f"{' ' + own if own else ''} a month (+{rise:.0%})", start=when(charges[i]),
+            end=when(charges[-1]),
             severity="info",
             rule=f"a charge from the same payee about monthly (every {MONTHLY_GAP[0]}-"
             f"{MONTHLY_GAP[1]} days, within {SAME_DAY} days of the same day of month) that "
             f"rose by >= {float(RISE) - 1:.0%} after {MIN_BEFORE}+ equal charges and stayed at "
-            "the new price",
+            "the new price" + (f" (the merchant's own price in {own})" if own else
+                               f" (billed abroad: equal within {float(FX_NOISE):.0%}, the "
+                               "rise beyond that band)" if tolerance != STABLE else ""),
             evidence=evidence))
     return alerts
 

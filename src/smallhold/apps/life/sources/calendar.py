@@ -35,7 +35,11 @@ _STATUS: dict[str, Literal["confirmed", "tentative", "cancelled"]] = {
     "CONFIRMED": "confirmed", "TENTATIVE": "tentative", "CANCELLED": "cancelled"}
 
 
-def parse_calendar(path: Path, *, horizon_days: int = 60,
+HORIZON_DAYS = 120  # open-ended series are expanded this far past the ingest: a forecast
+# of the coming six weeks (forecast.py) still sees them when the calendar was read two months ago
+
+
+def parse_calendar(path: Path, *, horizon_days: int = HORIZON_DAYS,
                    today: date | None = None) -> Iterator[Event | Problem]:
     """Every occurrence in ``path``, series by series in file order; bad VEVENTs as Problems.
 
@@ -215,6 +219,7 @@ def _event(occurrence: icalendar.Event, uid: str, recurring: bool, source: Sourc
         organizer=_person(occurrence.get("ORGANIZER")),
         attendees=[p for a in _listed(attendees) if (p := _person(a)) is not None],
         location=_text(occurrence, "LOCATION"),
+        description=_text(occurrence, "DESCRIPTION"),
         recurring=recurring,
         source=source,
     )
@@ -256,4 +261,4 @@ def _person(value: object) -> Person | None:
     return Person(email=email, name=name)
 
 
-__all__ = ["parse_calendar"]
+__all__ = ["HORIZON_DAYS", "parse_calendar"]

@@ -6,6 +6,13 @@ person can correct a bank's layout once. What the header cannot say (the date fo
 decimal comma, whether purchases are negative) is inferred from the rows and stored in the
 mapping too. Exports are small (thousands of rows), so a file is read whole: inferring
 ``MM/DD`` against ``DD/MM`` needs every date anyway.
+
+Currency: a column, or one the header names ("Betrag (EUR)"), or else the person's stated
+currency (``Values.person.currency``, passed in as ``currency``). US exports usually have no
+currency column at all; with nothing stated either, the rows keep an empty currency and the
+ingest door says so: a currency is never guessed. A charge billed in another currency keeps
+the merchant's own price (``original_amount``/``original_currency``) from an "Original
+Amount" / "Ursprünglicher Betrag" column, so a price check is not fooled by the rate.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ class CsvMapping(BaseModel):
     type: str = ""  # the bank's own type (Sale, Return, Payment, Buchungstext)
     currency_column: str = ""
     currency: str = ""  # fixed currency when there is no column ("Betrag (EUR)" gives EUR)
+    original_amount: str = ""  # a foreign charge's own price ("12,99 USD", or a number ...)
+    original_currency: str = ""  # ... with its currency in a column of its own
     account: str = ""  # fixed account id; "" = a card/IBAN number in the preamble, or the file
     date_format: str = ""  # strptime format; "" = inferred from the rows
     decimal_comma: bool | None = None  # None = inferred from the rows
@@ -82,6 +91,12 @@ _NAMES: dict[str, list[str]] = {  # per role, most telling name first
     "category": ["category", "categories", "kategorie"],
     "type": ["type", "transaction type", "umsatzart", "buchungstext", "vorgang", "details"],
     "currency": ["currency", "währung", "waehrung"],
+    "original_amount": ["original amount", "ursprünglicher betrag", "urspruenglicher betrag",
+                        "originalbetrag", "foreign amount", "foreign currency amount",
+                        "amount in original currency", "betrag in fremdwährung",
+                        "fremdwährungsbetrag", "betrag ursprung"],
+    "original_currency": ["original currency", "foreign currency", "originalwährung",
+                          "ursprüngliche währung", "fremdwährung"],
 }
 _CARD_HINT = re.compile(r"kreditkarte|credit ?card|\bcard\b|karte", re.IGNORECASE)
 _ACCOUNT_HINT = re.compile(r"\d{4}[ *xX•]{4,}\d{4}|\b[A-Z]{2}\d{2}(?: ?[0-9A-Z]{4}){3,7}")
@@ -119,6 +134,8 @@ def guess_mapping(header: list[str]) -> CsvMapping | None:
         description=found.get("description", []), payee=first.get("payee", ""),
         category=first.get("category", ""), type=first.get("type", ""),
         currency_column=first.get("currency", ""), currency=currency,
+        original_amount=first.get("original_amount", ""),
+        original_currency=first.get("original_currency", ""),
         statement="card" if card else "")
 
 
@@ -175,6 +192,31 @@ def parse_amount(raw: str, decimal_comma: bool) -> Decimal:
     except InvalidOperation:
         raise ValueError(f"{raw!r} is not an amount") from None
     return -value if negative else value
+
+
+_CODE = re.compile(r"\b([A-Z]{3})\b")
+
+
+def parse_original(raw: str, currency_cell: str,
+                   decimal_comma: bool) -> tuple[Decimal, str] | None:
+    """A foreign charge's own price and currency: "12,99 USD", "USD 12.99", "-9.99" (with
+    the currency from its own column); None when the cell holds no amount. The number's
+    own separators win over the file's convention (a German export may quote "12.99 USD")."""
+    text = raw.strip()
+    code = _CODE.search(text.upper())
+    number = re.sub(r"[A-Za-z$€£¥\s]", "", text)
+    if not re.search(r"\d", number):
+        return None
+    comma = decimal_comma
+    if "," in number and "." in number:
+        comma = number.rfind(",") > number.rfind(".")
+    elif re.search(r"[.,]\d{2}-?$", number):
+        comma = "," in number[-4:]
+    try:
+        value = parse_amount(number, comma)
+    except ValueError:
+        return None
+    return value, (code.group(1) if code else currency_cell.strip().upper())
 
 
 def parse_date(raw: str, fmt: str) -> date:
@@ -298,8 +340,11 @@ def sniff_csv(path: Path, lookup: Callable[[list[str]], CsvMapping | None] | Non
     return table.header, table.mapping
 
 
-def parse_csv(path: Path, mapping: CsvMapping | None = None) -> Iterator[Transaction | Problem]:
-    """One ``Transaction`` per data row, a ``Problem`` per row that has no date or amount."""
+def parse_csv(path: Path, mapping: CsvMapping | None = None, *,
+              currency: str = "") -> Iterator[Transaction | Problem]:
+    """One ``Transaction`` per data row, a ``Problem`` per row that has no date or amount.
+
+    ``currency`` is the person's stated one, for rows the file gives none (see above)."""
     table = _Table(path, mapping, None)
     m = table.mapping
     kind: Literal["bank", "card"] = "card" if m.statement == "card" else "bank"
@@ -323,10 +368,17 @@ def parse_csv(path: Path, mapping: CsvMapping | None = None) -> Iterator[Transac
         description = " ".join(v for c in m.description if (v := table.cell(row, c)))
         payee, bank_type = table.cell(row, m.payee), table.cell(row, m.type)
         text = f"{description} {payee}"
+        booked = (table.cell(row, m.currency_column) or m.currency or currency).upper()
+        original = parse_original(table.cell(row, m.original_amount),
+                                  table.cell(row, m.original_currency), bool(m.decimal_comma))
+        if original is not None and (original[1] == booked or original[0] == 0):
+            original = None  # the same currency again, or an empty "0,00": nothing foreign
         yield Transaction(
             account=account, posted=posted.isoformat(),
             occurred=when.isoformat() if m.posted else "", amount=str(amount),
-            currency=(table.cell(row, m.currency_column) or m.currency).upper(),
+            currency=booked,
+            original_amount=str(abs(original[0]).copy_sign(amount)) if original else "",
+            original_currency=original[1] if original else "",
             description=description or payee, payee=payee,
             category=table.cell(row, m.category),
             kind=(card_kind if kind == "card" else bank_kind)(amount, bank_type, text),
@@ -334,4 +386,4 @@ def parse_csv(path: Path, mapping: CsvMapping | None = None) -> Iterator[Transac
 
 
 __all__ = ["CsvMapping", "guess_mapping", "header_key", "parse_amount", "parse_csv",
-           "read_text", "sniff_csv", "sniff_delimiter"]
+           "parse_original", "read_text", "sniff_csv", "sniff_delimiter"]

@@ -8,6 +8,7 @@ live here, pure, so they can be read and tested without any file. The parsers li
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,20 @@ ATM = re.compile(r"(\bATM\b|GELDAUTOMAT|BARGELD|CASH WITHDRAWAL|BARGELDAUSZAHLUN
 TRANSFER = re.compile(r"(TRANSFER|UMBUCHUNG|SPARPLAN|\bXFER\b)", re.IGNORECASE)
 
 PAIR_DAYS = 5  # a bank debit and the card's credit for one bill post within a few days
+
+# Charges billed abroad: banks write the merchant's own price and the rate into the text
+# ("NETFLIX.COM USD 15.49 KURS 1.0856", "12,99 USD"). Only ISO codes that are currencies
+# count, so "THE SPA 12.00" or a store number is never read as one.
+ISO_CODES = frozenset({"USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK",
+                       "DKK", "PLN", "CZK", "HUF", "CNY", "HKD", "SGD", "INR", "MXN", "BRL",
+                       "ZAR", "TRY", "ILS", "KRW"})
+_AMOUNT = r"\d{1,3}(?:[.,']\d{3})+[.,]\d{2}|\d+[.,]\d{2}"
+IN_TEXT = re.compile(rf"\b(?P<c1>[A-Z]{{3}}) ?(?P<a1>{_AMOUNT})(?![\d.,])|"
+                     rf"(?<![\d.,])(?P<a2>{_AMOUNT}) ?(?P<c2>[A-Z]{{3}})\b")
+RATE = re.compile(r"\b(?:WECHSELKURS|KURS|EXCHANGE RATE|FX RATE|RATE)\b\s*[:=]?\s*"
+                  r"\d+(?:[.,]\d+)?", re.IGNORECASE)
+FOREIGN = re.compile(r"\b(FOREIGN|FREMDW\w*|AUSLANDS\w*|INTL|INTERNATIONAL|FX)\b",
+                     re.IGNORECASE)
 
 
 def card_kind(amount: Decimal, bank_type: str, text: str) -> TransactionKind:
@@ -76,6 +91,40 @@ def bank_kind(amount: Decimal, bank_type: str, text: str) -> TransactionKind:
 def normalise_description(text: str) -> str:
     """Upper case, letters and digits only, single spaces: exports differ in punctuation."""
     return " ".join(re.sub(r"[^0-9A-ZÄÖÜß]+", " ", text.upper()).split())
+
+
+def _plain_amount(text: str) -> Decimal:
+    """"1.234,56", "1,234.56", "12,99", "12.99" as a Decimal: the last separator before two
+    digits is the decimal one, the others group thousands."""
+    whole, cents = text[:-3], text[-2:]
+    return Decimal(re.sub(r"[.,']", "", whole) + "." + cents)
+
+
+def foreign_in_text(text: str, booked: str) -> tuple[Decimal, str] | None:
+    """The merchant's own price written into a transaction's text, when it is in another
+    currency than the booked one: ``(Decimal("15.49"), "USD")``; None otherwise."""
+    for found in IN_TEXT.finditer(text.upper()):
+        code = found["c1"] or found["c2"]
+        if code in ISO_CODES and code != booked.upper():
+            return _plain_amount(found["a1"] or found["a2"]), code
+    return None
+
+
+def billed_abroad(t: Transaction) -> bool:
+    """Whether a charge's booked amount moves with an exchange rate: it names an original
+    currency, or its text names a foreign amount, a rate or a foreign-transaction marker."""
+    text = f"{t.description} {t.payee}"
+    return bool((t.original_currency and t.original_currency != t.currency)
+                or foreign_in_text(text, t.currency) or RATE.search(text)
+                or FOREIGN.search(text))
+
+
+def merchant_name(text: str) -> str:
+    """A payee as one name across months: upper case, without the foreign amount and the
+    rate a bank writes into the text of a charge billed abroad (they change every month)."""
+    text = RATE.sub(" ", text.upper())
+    text = IN_TEXT.sub(lambda m: " " if (m["c1"] or m["c2"]) in ISO_CODES else m[0], text)
+    return " ".join(text.split())
 
 
 def _decimal(value: str) -> Decimal:
@@ -166,21 +215,28 @@ def parse_ofx(path: Path) -> Iterator[Transaction | Problem]:
     return parse(path)
 
 
-def parse_csv(path: Path, mapping: CsvMapping | None = None,
-              ) -> Iterator[Transaction | Problem]:
+def parse_csv(path: Path, mapping: CsvMapping | None = None, *,
+              currency: str = "") -> Iterator[Transaction | Problem]:
     """A bank or card CSV (``sources.csvbank.parse_csv``)."""
     from smallhold.apps.life.sources.csvbank import parse_csv as parse
 
-    return parse(path, mapping)
+    return parse(path, mapping, currency=currency)
 
 
-def parse_csv_remembering(path: Path, store: MappingStore) -> Iterator[Transaction | Problem]:
+def parse_csv_remembering(path: Path, store: MappingStore,
+                          currency: str = "") -> Iterator[Transaction | Problem]:
     """A bank or card CSV with its layout's saved mapping, saving a guessed one first.
 
     The key is the header's columns (``csvbank.header_key``), so every export of one bank
     reuses the mapping the person may have corrected (``store.save_mapping``). The saved
     mapping holds what was inferred from the rows too (date format, decimal comma, sign),
     so a later export whose dates are all ambiguous (every day <= 12) reads the same way.
+
+    ``currency`` is the person's stated one (``Values.person.currency``), for layouts with
+    no currency column (most US exports); it is not saved in the mapping, which describes
+    the bank's layout, not the person. When the layout has none and nothing is stated, the
+    rows keep an empty currency and a ``Problem`` on the header says so in the ingest
+    report: a currency is never guessed (a "$" in an amount is also a Canadian dollar).
     """
     from smallhold.apps.life.sources import csvbank
 
@@ -192,9 +248,17 @@ def parse_csv_remembering(path: Path, store: MappingStore) -> Iterator[Transacti
     key = csvbank.header_key(header)
     if store.mapping(key) is None:
         store.save_mapping(key, mapping.model_dump(mode="json"))
-    return csvbank.parse_csv(path, mapping)
+    rows = csvbank.parse_csv(path, mapping, currency=currency)
+    if mapping.currency_column or mapping.currency or currency:
+        return rows
+    note = Problem(file=path.name, location="header", reason=(
+        "no currency column and no stated currency: the amounts are kept without one "
+        "(never guessed). Set currency under [person] in your priorities file, then "
+        f"`smallhold life forget {path.name}` and ingest it again."))
+    return itertools.chain([note], rows)
 
 
-__all__ = ["MappingStore", "bank_kind", "card_kind", "dedupe_key", "normalise_description",
+__all__ = ["ISO_CODES", "MappingStore", "bank_kind", "billed_abroad", "card_kind", "dedupe_key",
+           "foreign_in_text", "merchant_name", "normalise_description",
            "occurrence_keys", "pairs_card_payment", "parse_csv", "parse_csv_remembering",
            "parse_ofx", "same_transaction"]
