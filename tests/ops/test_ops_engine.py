@@ -52,7 +52,10 @@ class Recorder:
                     scope="fake:use", run=run)
 
     def toolbox(self) -> Toolbox:
-        return Toolbox([self.tool("start"), self.tool("left", barrier=True),
+        guarded = Tool(agent="fake", name="guarded", summary="behind a breaker", risk="read",
+                       scope="fake:use", integration="fakesvc",
+                       run=lambda call, services: {"by": "guarded"})
+        return Toolbox([guarded, self.tool("start"), self.tool("left", barrier=True),
                         self.tool("right", barrier=True), self.tool("join"),
                         self.tool("broken", fail="permanent"), self.tool("flaky", fail="flaky"),
                         self.tool("danger", risk="high"), self.tool("plain")])
@@ -109,12 +112,14 @@ def worker(ops_home: Home, recorder: Recorder) -> Iterator[Worker]:
                  {"id": "flaky", "agent": "fake", "action": "flaky"},
                  {"id": "join", "agent": "fake", "action": "join",
                   "needs": ["broken", "flaky"]}]),
+             template("breaker", [{"id": "guarded", "agent": "fake", "action": "guarded"}]),
              template("risky", [
                  {"id": "start", "agent": "fake", "action": "start"},
                  {"id": "danger", "agent": "fake", "action": "danger", "needs": ["start"]}],
                       approval={"timeout": "1h"})]
     templates = [parse(s, s["name"], tools.actions()) for s in specs]
-    config = OpsConfig(resilience=Resilience(attempts=4, backoff=0.01, backoff_max=0.02))
+    config = OpsConfig(resilience=Resilience(attempts=4, backoff=0.01, backoff_max=0.02,
+                                             breaker_reset=0.5))
     state = OpsState(system_database_url(ops_home.paths, ops_home.settings))
     yield Worker(ops_home, config, state, executor="ops-test", tools=tools,
                  templates=templates)
@@ -229,3 +234,12 @@ def test_a_side_effect_in_the_ledger_is_not_done_again(worker: Worker,
         wait_done(key, 60)
     assert "start" not in recorder.names()
     assert recorder.names().count("join") == 1
+
+
+def test_a_step_waits_out_an_open_breaker_instead_of_escalating(worker: Worker) -> None:
+    worker.state.update_breaker("fakesvc", state="open", failures=5, opened_at=time.time())
+    with running(worker, heartbeat=False) as engine:
+        key = submit(engine, event("breaker", "am-10"))
+        result = wait_done(key, 60)
+    assert result["status"] == "done"  # after the reset time, the half-open trial passed
+    assert worker.state.breaker("fakesvc")["state"] == "closed"

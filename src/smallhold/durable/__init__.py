@@ -87,3 +87,16 @@ def recover(executor_ids: list[str]) -> int:
     from dbos import DBOS
 
     return len(DBOS._recover_pending_workflows(executor_ids))
+
+
+def client(url: str) -> Any:
+    """A ``DBOSClient`` on the workflow database ``url``, its tables made if this is the
+    first use: a command that only queues or reads runs (``ops submit``, ``ops workflows
+    list``) may be the first thing to touch a new database, before any worker launched.
+    DBOS migrates at launch only, so the client runs the same (idempotent) migrations
+    through its system database, the one other place this module reaches into DBOS."""
+    from dbos import DBOSClient
+
+    dbos_client = DBOSClient(system_database_url=url)
+    dbos_client._sys_db.run_migrations()
+    return dbos_client

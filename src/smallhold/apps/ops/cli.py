@@ -73,9 +73,7 @@ def open_site(profile: str, config_path: Path | None, database_url: str | None,
 @contextmanager
 def client(site: Site) -> Iterator[Any]:
     """A DBOS client on the workflow database: talks to runs without running any."""
-    from dbos import DBOSClient
-
-    dbos_client = DBOSClient(system_database_url=site.url)
+    dbos_client = durable.client(site.url)
     try:
         yield dbos_client
     finally:
@@ -116,25 +114,52 @@ def serve(host: str | None, port: int | None, worker_id: str | None, no_worker: 
     """Receive signed webhooks and run their workflows (Ctrl+C stops; runs resume on the
     next start). Endpoints: /hooks/slack/events, /hooks/slack/actions, /hooks/github,
     /hooks/jira, /hooks/alertmanager, /hooks/pagerduty, /hooks/grafana."""
-    import uvicorn
-
-    from smallhold.apps.ops.engine import Worker, running, send_decision, submit
+    from smallhold.apps.ops.engine import Client, Worker, running, send_decision, submit
     from smallhold.apps.ops.receiver import Receiver
 
     with open_site(profile, config_path, database_url, False) as site:
         receiver_conf = site.config.receiver.model_copy(update={
             k: v for k, v in {"host": host, "port": port}.items() if v is not None})
         config = site.config.model_copy(update={"receiver": receiver_conf})
+        secrets = _secrets(site)
+        where = f"http://{receiver_conf.host}:{receiver_conf.port}"
+        if no_worker:  # queue for the workers; never run, never recover anything here
+            ops_client = Client(site.url)
+            try:
+                receiver = Receiver(config, site.state, secrets, submit=ops_client.submit,
+                                    decide=ops_client.decide)
+                err_console.print(f"ops: receiving on {where}; workers run the workflows")
+                _serve(receiver, config)
+            finally:
+                ops_client.close()
+            return
         worker = Worker(site.home, config, site.state, executor=worker_id)
-        with running(worker, heartbeat=not no_worker) as engine:
-            receiver = Receiver(config, site.state, _secrets(site),
+        with running(worker) as engine:
+            receiver = Receiver(config, site.state, secrets,
                                 submit=lambda event: submit(engine, event),
                                 decide=send_decision)
-            err_console.print(f"ops: receiving on http://{receiver_conf.host}:"
-                              f"{receiver_conf.port} as worker {worker.executor}; "
+            err_console.print(f"ops: receiving on {where} as worker {worker.executor}; "
                               f"{len(worker.templates)} template(s)")
-            uvicorn.run(receiver.app(), host=receiver_conf.host, port=receiver_conf.port,
-                        log_level="warning")
+            _serve(receiver, config)
+    _leave()
+
+
+def _serve(receiver: Any, config: OpsConfig) -> None:
+    """The HTTP receiver until Ctrl+C, with the SMTP listener beside it when configured."""
+    import uvicorn
+
+    from smallhold.apps.ops.mailin import MailListener
+
+    conf = config.receiver
+    listener = None
+    if conf.smtp_port:
+        listener = MailListener(receiver.accept, host=conf.host, port=conf.smtp_port).start()
+        err_console.print(f"ops: taking mail on smtp://{conf.host}:{listener.port}")
+    try:
+        uvicorn.run(receiver.app(), host=conf.host, port=conf.port, log_level="warning")
+    finally:
+        if listener is not None:
+            listener.stop()
 
 
 @ops.command()
@@ -162,6 +187,19 @@ def worker(worker_id: str | None, config_path: Path | None, database_url: str | 
             except KeyboardInterrupt:
                 pass
         err_console.print("ops: worker stopped; its unfinished runs resume on restart")
+    _leave()
+
+
+def _leave() -> None:
+    """End the process now. A run waiting for an approval holds a DBOS thread in
+    ``recv`` for up to the approval timeout, and the interpreter would wait for it at
+    exit; its state is in the database and it resumes on the next start, so nothing is
+    lost by not waiting."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @ops.command("submit")
@@ -171,8 +209,10 @@ def worker(worker_id: str | None, config_path: Path | None, database_url: str | 
 @click.option("--header", "headers", multiple=True, help="A header the sender would add, "
               "NAME:VALUE (e.g. X-GitHub-Event:push).")
 @click.option("--wait", "wait_s", type=float, default=None,
-              help="Run it here and wait up to this many seconds for the result.")
-@click.option("--worker-id", help="Worker name when --wait runs it here.")
+              help="Run it in this process and wait up to this many seconds for the result "
+              "(without it, a running worker takes it from the queue).")
+@click.option("--worker-id", help="Worker name when --wait runs it here "
+              "(default ops-submit-<pid>).")
 @config_opt
 @database_opt
 @profile_opt
@@ -183,7 +223,7 @@ def submit_cmd(file: Path, source: str, headers: tuple[str, ...], wait_s: float 
                profile: str, as_json: bool) -> None:
     """Queue the event in FILE (a webhook body) as its workflow. You are trusted here, so
     no signature is checked; the body is still validated like a delivery's."""
-    from smallhold.apps.ops.engine import Worker, running, submit, wait_done
+    from smallhold.apps.ops.engine import Client, Worker, running, submit, wait_done
     from smallhold.apps.ops.normalize import normalize
 
     head = {}
@@ -196,18 +236,26 @@ def submit_cmd(file: Path, source: str, headers: tuple[str, ...], wait_s: float 
         inbound = normalize(source, head, file.read_bytes(), now=datetime.now(UTC))
         if not inbound.events:
             raise OpsError(f"{file} holds no event to run (a handshake or a button press)")
-        ops_worker = Worker(site.home, site.config, site.state, executor=worker_id)
         results: list[dict[str, Any]] = []
-        with running(ops_worker, heartbeat=wait_s is not None) as engine:
-            for event in inbound.events:
-                new = site.state.remember_event(event.key, event.source, event.type,
-                                                event.summary, event.model_dump(mode="json"))
-                submit(engine, event)
-                entry: dict[str, Any] = {"workflow": event.key, "duplicate": not new,
-                                         "summary": event.summary}
-                if wait_s is not None:
+        for event in inbound.events:
+            new = site.state.remember_event(event.key, event.source, event.type,
+                                            event.summary, event.model_dump(mode="json"))
+            results.append({"workflow": event.key, "duplicate": not new,
+                            "summary": event.summary})
+        if wait_s is None:  # queued: a running worker (`ops serve`, `ops worker`) runs it
+            ops_client = Client(site.url)
+            try:
+                for event in inbound.events:
+                    ops_client.submit(event)
+            finally:
+                ops_client.close()
+        else:  # run here as a worker of its own, and wait
+            ops_worker = Worker(site.home, site.config, site.state,
+                                executor=worker_id or f"ops-submit-{os.getpid()}")
+            with running(ops_worker) as engine:
+                for event, entry in zip(inbound.events, results, strict=True):
+                    submit(engine, event)
                     entry["result"] = wait_done(event.key, wait_s)
-                results.append(entry)
         if as_json:
             emit_json(results)
             return
@@ -313,19 +361,16 @@ def show_cmd(workflow: str, config_path: Path | None, database_url: str | None, 
 
 
 def _decide(workflow: str, approve: bool, reason: str, site: Site) -> None:
-    with client(site) as c:
-        found = c.list_workflows(workflow_ids=[workflow], load_input=False, load_output=False)
-        if not found:
-            raise WorkflowNotFoundError(f"no workflow {workflow}")
-        if found[0].status not in ("PENDING", "ENQUEUED"):
-            raise WorkflowStateError(f"workflow {workflow} is {found[0].status.lower()}, "
-                                     "not waiting for approval")
-        by = os.environ.get("USER") or "local"
-        decision = Decision(workflow=workflow, approve=approve, by=by, via="cli",
-                            reason=reason)
-        site.state.audit(by, "approval.sent", workflow, approve=approve, reason=reason)
-        c.send(workflow, decision.model_dump(mode="json"), topic="approval",
-               idempotency_key=f"{workflow}:{'approve' if approve else 'deny'}")
+    from smallhold.apps.ops.engine import Client
+
+    by = os.environ.get("USER") or "local"
+    ops_client = Client(site.url)
+    try:
+        ops_client.decide(Decision(workflow=workflow, approve=approve, by=by, via="cli",
+                                   reason=reason))
+    finally:
+        ops_client.close()
+    site.state.audit(by, "approval.sent", workflow, approve=approve, reason=reason)
 
 
 @workflows.command("approve")

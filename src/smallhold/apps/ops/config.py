@@ -56,6 +56,9 @@ class Receiver(_Section):
     max_body: int = Field(1 << 20, ge=1024, description="bytes; Slack and GitHub send < 1 MB")
     allowed_hosts: list[str] = Field(default_factory=list)
     clock_skew: float = Field(300.0, ge=1, description="seconds a signed timestamp may be off")
+    # inbound mail: an SMTP listener on ``host`` (0: off). Mail carries no signature, so
+    # keep it on loopback behind the site's own mail server, which forwards to it.
+    smtp_port: int = Field(0, ge=0, le=65535)
 
 
 class SourceConfig(_Section):
@@ -90,6 +93,9 @@ class Sql(_Section):
     """The database the data agent may read (read-only, always)."""
 
     url: str = ""  # sqlite:///path or postgresql://...
+    # named queries templates use as {{ queries.NAME }}: the SQL is the operator's, never
+    # taken from an event (the built-in incident template reads queries.incident)
+    queries: dict[str, str] = Field(default_factory=dict)
     row_limit: int = Field(200, ge=1, le=10_000)
     timeout: float = Field(10.0, gt=0)
 

@@ -55,6 +55,7 @@ INSTANCE = "ops"
 APPROVAL = "approval"  # the DBOS topic approvals arrive on
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats
 DEAD_AFTER = 15.0  # a worker silent this long is taken over
+BREAKER_WAITS = 3  # times a step waits out an open breaker before it escalates
 WORKER_CONCURRENCY = 4  # runs one worker holds at once (their steps run in threads)
 POLL = 0.2  # seconds between a worker's looks at the queue: the event-to-start latency
 
@@ -118,7 +119,8 @@ def _step_call(worker: Worker, workflow: str, template: Template, step_id: str,
         return {"status": "ok", "output": done, "replayed": True}
     try:
         tool = worker.tools.get(step.agent, step.action)
-        context = {"event": event.model_dump(mode="json"), "steps": inputs}
+        context = {"event": event.model_dump(mode="json"), "steps": inputs,
+                   "queries": dict(worker.config.integrations.sql.queries)}
         params = render(step.with_, context)
         call = Call(workflow=workflow, step=step_id, event=event, params=params,
                     inputs=inputs)
@@ -218,7 +220,15 @@ class OpsEngine(DBOSConfiguredInstance):
                                      parsed.approval.seconds, parsed.approval.on_timeout)
             if not ok:
                 return {"status": "failed", "error": why, "kind": "not_approved"}
-        return self.act_step(parent, template, step_id, event, inputs)
+        result = self.act_step(parent, template, step_id, event, inputs)
+        waits = 0
+        while result.get("kind") == "CircuitOpenError" and waits < BREAKER_WAITS:
+            # the service is failing for everyone: wait (durably) for the breaker's next
+            # trial instead of escalating a run that would succeed a minute later
+            waits += 1
+            DBOS.sleep(self.worker.config.resilience.breaker_reset)
+            result = self.act_step(parent, template, step_id, event, inputs)
+        return result
 
     @DBOS.workflow()
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -316,6 +326,38 @@ def submit(engine: OpsEngine, event: Event) -> str:
     return event.key
 
 
+class Client:
+    """Queue runs and answer approvals without being a worker (``ops submit``, ``ops
+    serve --no-worker``, the CLI's approve): a DBOS client on the workflow database, so
+    this process never dequeues, and never recovers, anybody's runs."""
+
+    def __init__(self, url: str) -> None:
+        self._client = durable.client(url)
+
+    def submit(self, event: Event) -> str:
+        from dbos import EnqueueOptions
+
+        options: EnqueueOptions = {"queue_name": QUEUE_NAME, "workflow_name": "OpsEngine.handle",
+                                   "class_name": "OpsEngine", "instance_name": INSTANCE,
+                                   "workflow_id": event.key}
+        self._client.enqueue(options, event.model_dump(mode="json"))
+        return event.key
+
+    def decide(self, decision: Decision) -> None:
+        found = self._client.list_workflows(workflow_ids=[decision.workflow],
+                                            load_input=False, load_output=False)
+        if not found:
+            raise WorkflowNotFoundError(f"no workflow {decision.workflow}: see `smallhold "
+                                        "ops workflows list`")
+        if found[0].status not in ("PENDING", "ENQUEUED"):
+            raise WorkflowStateError(f"workflow {decision.workflow} is "
+                                     f"{found[0].status.lower()}, not waiting for approval")
+        self._client.send(decision.workflow, decision.model_dump(mode="json"), topic=APPROVAL)
+
+    def close(self) -> None:
+        self._client.destroy()
+
+
 def send_decision(decision: Decision) -> None:
     """Deliver a person's decision to the workflow waiting for it."""
     status = DBOS.get_workflow_status(decision.workflow)
@@ -350,5 +392,17 @@ def approval_seconds(text: str) -> float:
         raise TemplateError(str(exc)) from None
 
 
-__all__ = ["APPROVAL", "INSTANCE", "QUEUE_NAME", "OpsEngine", "Worker", "default_executor",
-           "running", "send_decision", "submit", "toolbox", "wait_done"]
+__all__ = [
+    "APPROVAL",
+    "INSTANCE",
+    "QUEUE_NAME",
+    "Client",
+    "OpsEngine",
+    "Worker",
+    "default_executor",
+    "running",
+    "send_decision",
+    "submit",
+    "toolbox",
+    "wait_done",
+]

@@ -86,17 +86,20 @@ class Receiver:
             return JSONResponse(inbound.reply)
         if inbound.decision is not None:
             return self._decision(source, request, inbound.decision)
-        accepted: list[dict[str, Any]] = []
-        for event in inbound.events:
-            new = self.state.remember_event(event.key, event.source, event.type,
-                                            event.summary, event.model_dump(mode="json"))
-            if new:
-                self.submit(event)
-                self._count("accepted")
-            else:
-                self._count("duplicate")
-            accepted.append({"workflow": event.key, "duplicate": not new})
+        accepted = [{"workflow": event.key, "duplicate": not self.accept(event)}
+                    for event in inbound.events]
         return JSONResponse({"ok": True, "events": accepted})
+
+    def accept(self, event: Event) -> bool:
+        """Record a verified event and queue its workflow; False when its key was seen
+        before (a retry or a redelivery: counted, not run again). The mail listener hands
+        its messages here too."""
+        new = self.state.remember_event(event.key, event.source, event.type, event.summary,
+                                        event.model_dump(mode="json"))
+        if new:
+            self.submit(event)
+        self._count("accepted" if new else "duplicate")
+        return new
 
     def _decision(self, source: str, request: Request, decision: Decision) -> Response:
         approvers = self.config.workflows.approvers

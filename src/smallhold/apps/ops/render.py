@@ -19,10 +19,20 @@ from jinja2.sandbox import SandboxedEnvironment
 from smallhold.apps.ops.errors import TemplateError
 
 
+def quote(value: object) -> str:
+    """For a value put between double quotes in a query language (JQL, GitHub search):
+    backslashes and quotes escaped, line breaks flattened, so event text cannot close the
+    quotes and add terms of its own."""
+    text = " ".join(str(value).split())
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 @cache
 def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                keep_trailing_newline=True)
+    environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                                       keep_trailing_newline=True)
+    environment.filters["quote"] = quote
+    return environment
 
 
 def syntax_error(text: str) -> str | None:

@@ -39,6 +39,7 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -98,6 +99,8 @@ audit = Table(
     Column("digest", String(64), nullable=False),
 )
 GENESIS = "0" * 64
+# the PostgreSQL advisory lock that serialises making the tables: any fixed number ("ops")
+SCHEMA_LOCK = 0x6F7073
 
 
 def engine_url(url: str) -> str:
@@ -140,10 +143,23 @@ class OpsState:
                 **({"connect_args": {"timeout": 30}} if self.sqlite else {}))
             if self.sqlite:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            metadata.create_all(self.engine)
+            self._create_tables()
         except OperationalError as exc:
             raise OpsError(f"cannot open the ops database ({_redact(url)}): "
                            f"{str(exc.orig).strip().splitlines()[0]}") from None
+
+    def _create_tables(self) -> None:
+        """Make the tables that are missing. ``create_all`` looks, then creates: two workers
+        starting at once on a new PostgreSQL database both see no table, and the second
+        CREATE fails (a unique violation in PostgreSQL's catalogue). So on PostgreSQL the
+        look-and-create runs under a transaction-scoped advisory lock: the second waits
+        for the first to commit, then finds the tables. SQLite's own lock serialises it."""
+        if self.sqlite:
+            metadata.create_all(self.engine)
+            return
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            metadata.create_all(conn)
 
     def close(self) -> None:
         self.engine.dispose()
