@@ -447,7 +447,8 @@ def retry_cmd(workflow: str, config_path: Path | None, database_url: str | None,
 @json_option
 @handle_errors
 def templates(config_path: Path | None, profile: str, as_json: bool) -> None:
-    """The workflow templates loaded (ours, then the config's folders), each checked."""
+    """The workflow templates loaded, each checked, in the order events are offered to
+    them: the config's folders first, then ours."""
     from smallhold.apps.ops.engine import toolbox
     from smallhold.apps.ops.orchestrator import risk_of
     from smallhold.apps.ops.templates import load_all
