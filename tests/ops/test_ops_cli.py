@@ -95,6 +95,11 @@ def test_a_critical_run_is_approved_from_the_cli(worker: Worker, tmp_path: Path)
     late = run("ops", "workflows", "deny", key, ok=False)
     assert late.exit_code != 0 and "not waiting for approval" in late.output
     assert run_json("ops", "audit", "--verify")["intact"] is True
+    worker.state.update_breaker("slack", state="open", failures=5, opened_at=1.0)
+    shown_status = run_json("ops", "status")
+    assert shown_status["breakers"] == [{"integration": "slack", "state": "open",
+                                         "failures": 5,
+                                         "opened_at": "1970-01-01T00:00:01+00:00"}]
 
 
 def test_deny_cancel_and_retry(worker: Worker, tmp_path: Path) -> None:

@@ -152,3 +152,78 @@ def test_a_run_killed_mid_way_resumes_and_sends_each_message_once(
     assert shown["result"]["status"] == "done"
     assert sorted(s["step"] for s in shown["steps"]) == ["first", "second", "third"]
     assert smallhold_json(env, "ops", "audit", "--verify")["intact"] is True
+
+
+GUARDED = """\
+name: guarded
+critical: true
+approval: {timeout: 1h}
+match:
+  - source: alertmanager
+steps:
+  - id: tell
+    agent: communication
+    action: slack_post
+    with: {text: "approved: {{ event.key }}"}
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_run_waiting_for_approval_survives_a_kill_of_its_worker(
+        paths: Paths, fakes: FakeServices, tmp_path: Path) -> None:
+    if not (DATA / "alertmanager_firing.json").is_file():
+        pytest.skip("../shared/data/ops is not here")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "guarded.yaml").write_text(GUARDED, encoding="utf-8")
+    profile = paths.profile_dir("default")
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ops.toml").write_text(
+        "[integrations.slack]\n"
+        + "".join(f"{k} = {toml_value(v)}\n" for k, v in fakes.integrations()["slack"].items())
+        + f"\n[workflows]\ntemplates = [{toml_value(str(templates))}]\n", encoding="utf-8")
+    env = {**os.environ, **fakes.env(),
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    log = tmp_path / "worker.log"
+
+    def worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "smallhold.cli", "ops", "worker",
+                                 "--worker-id", "w2"], env=env, stdout=log.open("ab"),
+                                stderr=subprocess.STDOUT)
+
+    queued = smallhold_json(env, "ops", "submit", str(DATA / "alertmanager_firing.json"),
+                            "--source", "alertmanager")
+    workflow = queued[0]["workflow"]
+
+    def waiting() -> bool:
+        entries = smallhold_json(env, "ops", "audit", "--workflow", workflow)
+        return any(e["action"] == "approval.requested" for e in entries)
+
+    first = worker()
+    try:
+        wait_until(waiting, 90, "the approval request", log)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    second = worker()
+    try:
+        done = subprocess.run([sys.executable, "-m", "smallhold.cli", "ops", "workflows",
+                               "approve", workflow, "--reason", "after the restart"],
+                              env=env, capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+
+        def finished() -> bool:
+            return bool(smallhold_json(env, "ops", "workflows", "show",
+                                       workflow)["status"] == "success")
+
+        wait_until(finished, 90, "the approved run", log)
+    finally:
+        second.terminate()
+        second.wait(20)
+    texts = [m["text"] for m in fakes.sent("slack")]
+    assert len(texts) == 2  # the approval request (with its buttons) once, then the step
+    assert texts[0].startswith("Workflow 'guarded'") and texts[1] == f"approved: {workflow}"
+    shown = smallhold_json(env, "ops", "workflows", "show", workflow)
+    assert shown["result"]["status"] == "done"
+    assert "approval.approved" in [a["action"] for a in shown["audit"]]

@@ -6,6 +6,7 @@
     smallhold ops workflows list      runs with their status; show|approve|deny|cancel|retry
     smallhold ops templates           the templates loaded, checked
     smallhold ops audit [--verify]    the audit log, and whether its chain is intact
+    smallhold ops status              workers' heartbeats and the integrations' breakers
     smallhold ops secret set NAME     keep a secret in the vault (config says vault:NAME)
 """
 
@@ -504,6 +505,41 @@ def audit(workflow: str | None, verify: bool, limit: int, config_path: Path | No
     for r in rows:
         console.print(f"#{r['seq']} {r['at']} {r['actor']} {r['action']} "
                       f"{r['workflow'] or ''} {json.dumps(r['detail'])[:120]}", markup=False)
+
+
+@ops.command()
+@config_opt
+@database_opt
+@profile_opt
+@json_option
+@handle_errors
+def status(config_path: Path | None, database_url: str | None, profile: str,
+           as_json: bool) -> None:
+    """Workers (last heartbeat, who took over a dead one) and each integration's circuit
+    breaker (closed, open, half-open, with its failure count)."""
+    import time
+
+    with open_site(profile, config_path, database_url, as_json) as site:
+        now = time.time()
+        workers = [{"worker": w["executor"], "seen_s_ago": round(now - w["seen_at"], 1),
+                    "recovered_by": w["recovered_by"]} for w in site.state.workers()]
+        breakers = [{"integration": b["name"], "state": b["state"],
+                     "failures": b["failures"],
+                     "opened_at": now_iso(b["opened_at"]) if b["opened_at"] else None}
+                    for b in site.state.breakers()]
+    if as_json:
+        emit_json({"workers": workers, "breakers": breakers})
+        return
+    for w in workers:
+        taken = f", taken over by {w['recovered_by']}" if w["recovered_by"] else ""
+        console.print(f"worker {w['worker']}: seen {w['seen_s_ago']} s ago{taken}",
+                      markup=False)
+    for b in breakers:
+        since = f" since {b['opened_at']}" if b["state"] != "closed" and b["opened_at"] else ""
+        console.print(f"breaker {b['integration']}: {b['state']}{since} "
+                      f"({b['failures']} failure(s))", markup=False)
+    if not workers and not breakers:
+        console.print("no worker has run yet", markup=False)
 
 
 @ops.group()
