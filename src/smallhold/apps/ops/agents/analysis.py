@@ -22,13 +22,18 @@ from smallhold.runtime import GenerationParams, Message
 PARAMS = GenerationParams(max_tokens=400, temperature=0.1, seed=11)
 MAX_PIECE = 1500  # characters of one gathered output shown to the model
 SYSTEM = ("You are an on-call engineer finding the root cause of an incident. Use only the "
-          "numbered data you are given, cite it like [D2], and say how sure you are from 0 "
-          "to 1. If the data does not show the cause, say so and give a low confidence.")
+          "numbered data you are given. Answer with: summary, one sentence saying what is "
+          "happening; likely_cause, the most likely cause, citing the data like [D2]; "
+          "confidence, how sure you are from 0 to 1; next_steps, up to five short actions. "
+          "If the data does not show the cause, say so and give a low confidence.")
 
 
 class RootCause(BaseModel):
-    summary: str = Field(description="one sentence: what is happening")
-    likely_cause: str = Field(description="the most likely cause, citing data like [D1]")
+    # no field descriptions: they go into the schema shown to the model, and small models
+    # copy them back as the answer ("one sentence: what is happening"); the system prompt
+    # says what each field is instead
+    summary: str
+    likely_cause: str
     confidence: float = Field(ge=0, le=1)
     next_steps: list[str] = Field(default_factory=list, max_length=5)
 
