@@ -85,7 +85,8 @@ def test_a_critical_run_is_approved_from_the_cli(worker: Worker, tmp_path: Path)
         listed = {r["workflow"]: r for r in run_json("ops", "workflows", "list")}
         assert listed[key]["status"] == "pending"
         assert listed[key]["summary"].startswith("OPS-7") or "TLS" in listed[key]["summary"]
-        run("ops", "workflows", "approve", key, "--reason", "change window open")
+        assert run_json("ops", "workflows", "approve", key, "--reason", "change window open"
+                        ) == {"workflow": key, "done": "approved"}
         wait_for(lambda: run_json("ops", "workflows", "show", key)["status"] == "success")
     shown = run_json("ops", "workflows", "show", key)
     assert shown["result"]["status"] == "done"

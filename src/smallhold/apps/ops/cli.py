@@ -380,13 +380,17 @@ def _decide(workflow: str, approve: bool, reason: str, site: Site) -> None:
 @config_opt
 @database_opt
 @profile_opt
+@json_option
 @handle_errors
 def approve_cmd(workflow: str, reason: str, config_path: Path | None,
-                database_url: str | None, profile: str) -> None:
+                database_url: str | None, profile: str, as_json: bool) -> None:
     """Let a run waiting for approval go on (WORKFLOW, or WORKFLOW/STEP for one step)."""
     with open_site(profile, config_path, database_url, False) as site:
         _decide(workflow, True, reason, site)
-    console.print(f"approved {workflow}", markup=False)
+    if as_json:
+        emit_json({"workflow": workflow, "done": "approved"})
+    else:
+        console.print(f"approved {workflow}", markup=False)
 
 
 @workflows.command("deny")
@@ -395,13 +399,17 @@ def approve_cmd(workflow: str, reason: str, config_path: Path | None,
 @config_opt
 @database_opt
 @profile_opt
+@json_option
 @handle_errors
 def deny_cmd(workflow: str, reason: str, config_path: Path | None, database_url: str | None,
-             profile: str) -> None:
+             profile: str, as_json: bool) -> None:
     """Stop a run waiting for approval; nothing of its plan runs."""
     with open_site(profile, config_path, database_url, False) as site:
         _decide(workflow, False, reason, site)
-    console.print(f"denied {workflow}", markup=False)
+    if as_json:
+        emit_json({"workflow": workflow, "done": "denied"})
+    else:
+        console.print(f"denied {workflow}", markup=False)
 
 
 @workflows.command("cancel")
@@ -409,16 +417,20 @@ def deny_cmd(workflow: str, reason: str, config_path: Path | None, database_url:
 @config_opt
 @database_opt
 @profile_opt
+@json_option
 @handle_errors
 def cancel_cmd(workflow: str, config_path: Path | None, database_url: str | None,
-               profile: str) -> None:
+               profile: str, as_json: bool) -> None:
     """Cancel a run; the step running now finishes, nothing after it starts."""
     with open_site(profile, config_path, database_url, False) as site, client(site) as c:
         if not c.list_workflows(workflow_ids=[workflow], load_input=False, load_output=False):
             raise WorkflowNotFoundError(f"no workflow {workflow}")
         c.cancel_workflow(workflow)
         site.state.audit(os.environ.get("USER") or "local", "workflow.cancelled", workflow)
-    console.print(f"cancelled {workflow}", markup=False)
+    if as_json:
+        emit_json({"workflow": workflow, "done": "cancelled"})
+    else:
+        console.print(f"cancelled {workflow}", markup=False)
 
 
 @workflows.command("retry")
@@ -426,9 +438,10 @@ def cancel_cmd(workflow: str, config_path: Path | None, database_url: str | None
 @config_opt
 @database_opt
 @profile_opt
+@json_option
 @handle_errors
 def retry_cmd(workflow: str, config_path: Path | None, database_url: str | None,
-              profile: str) -> None:
+              profile: str, as_json: bool) -> None:
     """Run a cancelled or failed run again from its last checkpoint (done steps are not
     done again); a running worker picks it up."""
     with open_site(profile, config_path, database_url, False) as site, client(site) as c:
@@ -439,7 +452,10 @@ def retry_cmd(workflow: str, config_path: Path | None, database_url: str | None,
             raise WorkflowStateError(f"workflow {workflow} is still running")
         c.resume_workflow(workflow)
         site.state.audit(os.environ.get("USER") or "local", "workflow.retried", workflow)
-    console.print(f"retrying {workflow}", markup=False)
+    if as_json:
+        emit_json({"workflow": workflow, "done": "retrying"})
+    else:
+        console.print(f"retrying {workflow}", markup=False)
 
 
 @ops.command()
