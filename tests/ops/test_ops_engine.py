@@ -32,6 +32,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.both_running = threading.Barrier(2, timeout=20)
         self.flaky_left = 2
+        self.stubborn_left = 6
 
     def tool(self, name: str, risk: str = "read", *, fail: str | None = None,
              barrier: bool = False) -> Tool:
@@ -42,6 +43,11 @@ class Recorder:
                 self.both_running.wait()  # returns only when the other wave member runs too
             if fail == "permanent":
                 raise PermanentError(f"{name} refused", integration="fake")
+            if fail == "stubborn":
+                with self.lock:
+                    self.stubborn_left -= 1
+                    if self.stubborn_left >= 0:
+                        raise TransientError(f"{name} still down", integration="fake")
             if fail == "flaky":
                 with self.lock:
                     self.flaky_left -= 1
@@ -58,6 +64,7 @@ class Recorder:
         return Toolbox([guarded, self.tool("start"), self.tool("left", barrier=True),
                         self.tool("right", barrier=True), self.tool("join"),
                         self.tool("broken", fail="permanent"), self.tool("flaky", fail="flaky"),
+                        self.tool("stubborn", fail="stubborn"),
                         self.tool("danger", risk="high"), self.tool("plain")])
 
     def names(self) -> list[str]:
@@ -112,6 +119,8 @@ def worker(ops_home: Home, recorder: Recorder) -> Iterator[Worker]:
                  {"id": "flaky", "agent": "fake", "action": "flaky"},
                  {"id": "join", "agent": "fake", "action": "join",
                   "needs": ["broken", "flaky"]}]),
+             template("lasting", [{"id": "stubborn", "agent": "fake",
+                                   "action": "stubborn"}]),
              template("breaker", [{"id": "guarded", "agent": "fake", "action": "guarded"}]),
              template("risky", [
                  {"id": "start", "agent": "fake", "action": "start"},
@@ -243,3 +252,12 @@ def test_a_step_waits_out_an_open_breaker_instead_of_escalating(worker: Worker) 
         result = wait_done(key, 60)
     assert result["status"] == "done"  # after the reset time, the half-open trial passed
     assert worker.state.breaker("fakesvc")["state"] == "closed"
+
+
+def test_a_transient_failure_outlasting_the_quick_retries_is_tried_again_later(
+        worker: Worker, recorder: Recorder) -> None:
+    with running(worker, heartbeat=False) as engine:
+        key = submit(engine, event("lasting", "am-11"))
+        result = wait_done(key, 60)
+    assert result["status"] == "done"
+    assert recorder.names().count("stubborn") == 7  # 4 quick tries, a wait, 3 more

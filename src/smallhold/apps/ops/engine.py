@@ -55,7 +55,8 @@ INSTANCE = "ops"
 APPROVAL = "approval"  # the DBOS topic approvals arrive on
 HEARTBEAT = 2.0  # seconds between a worker's heartbeats
 DEAD_AFTER = 15.0  # a worker silent this long is taken over
-BREAKER_WAITS = 3  # times a step waits out an open breaker before it escalates
+STEP_WAITS = 3  # times a step waits out an open breaker or a lasting transient failure
+RETRY_LATER = frozenset({"CircuitOpenError", "TransientError"})
 WORKER_CONCURRENCY = 4  # runs one worker holds at once (their steps run in threads)
 POLL = 0.2  # seconds between a worker's looks at the queue: the event-to-start latency
 
@@ -221,12 +222,15 @@ class OpsEngine(DBOSConfiguredInstance):
             if not ok:
                 return {"status": "failed", "error": why, "kind": "not_approved"}
         result = self.act_step(parent, template, step_id, event, inputs)
+        resilience = self.worker.config.resilience
         waits = 0
-        while result.get("kind") == "CircuitOpenError" and waits < BREAKER_WAITS:
-            # the service is failing for everyone: wait (durably) for the breaker's next
-            # trial instead of escalating a run that would succeed a minute later
+        while result.get("kind") in RETRY_LATER and waits < STEP_WAITS:
+            # an open breaker (the service fails for everyone) or a transient failure that
+            # outlasted the step's quick retries: wait durably and try the step again,
+            # rather than hand a person a run that would succeed a minute later
             waits += 1
-            DBOS.sleep(self.worker.config.resilience.breaker_reset)
+            DBOS.sleep(resilience.breaker_reset if result["kind"] == "CircuitOpenError"
+                       else resilience.backoff_max)
             result = self.act_step(parent, template, step_id, event, inputs)
         return result
 
