@@ -261,3 +261,14 @@ def test_a_transient_failure_outlasting_the_quick_retries_is_tried_again_later(
         result = wait_done(key, 60)
     assert result["status"] == "done"
     assert recorder.names().count("stubborn") == 7  # 4 quick tries, a wait, 3 more
+
+
+def test_a_worker_leaving_with_nothing_pending_is_not_taken_for_dead(worker: Worker) -> None:
+    with running(worker, heartbeat=True) as engine:
+        assert [w["executor"] for w in worker.state.workers()] == ["ops-test"]
+        wait_done(submit(engine, event("diamond", "am-12")), 60)
+    assert worker.state.workers() == []  # retired: no peer will "recover" it
+    worker.state.heartbeat("gone")
+    assert worker.state.claim_dead("me", -1.0) == ["gone"]
+    worker.state.release_claim("gone", "me")  # recovery failed: let the next beat retry
+    assert worker.state.claim_dead("me", -1.0) == ["gone"]

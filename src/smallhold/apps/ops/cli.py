@@ -187,7 +187,8 @@ def worker(worker_id: str | None, config_path: Path | None, database_url: str | 
                     pass
             except KeyboardInterrupt:
                 pass
-        err_console.print("ops: worker stopped; its unfinished runs resume on restart")
+        err_console.print("ops: worker stopped; its unfinished runs resume when it "
+                          "restarts, or on a worker sharing its database")
     _leave()
 
 

@@ -306,8 +306,22 @@ def running(worker: Worker, *, heartbeat: bool = True) -> Iterator[OpsEngine]:
                 stop.set()
                 if beat is not None:
                     beat.join(timeout=5)
+                    _retire(worker)
     finally:
         durable.release(engine)
+
+
+def _retire(worker: Worker) -> None:
+    """A worker leaving with nothing pending drops its heartbeat row, so that nobody
+    "recovers" it 15 s later and the table does not fill with one-off names (``ops submit
+    --wait``); one leaving with runs in flight keeps it, and a peer takes them over."""
+    try:
+        pending = DBOS.list_workflows(executor_id=worker.executor, status="PENDING",
+                                      load_input=False, load_output=False, limit=1)
+        if not pending:
+            worker.state.retire(worker.executor)
+    except Exception:  # leaving anyway: at worst a peer recovers nothing later
+        log.exception("ops: could not retire worker %s", worker.executor)
 
 
 def _watch(worker: Worker, stop: threading.Event) -> None:
@@ -316,7 +330,11 @@ def _watch(worker: Worker, stop: threading.Event) -> None:
         try:
             worker.state.heartbeat(worker.executor)
             for dead in worker.state.claim_dead(worker.executor, DEAD_AFTER):
-                count = durable.recover([dead])
+                try:
+                    count = durable.recover([dead])
+                except Exception:
+                    worker.state.release_claim(dead, worker.executor)  # let a peer try
+                    raise
                 worker.state.audit(worker.executor, "worker.recovered", None,
                                    worker=dead, workflows=count)
         except Exception:  # a database hiccup must not stop the heartbeat for good

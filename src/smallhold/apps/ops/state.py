@@ -285,6 +285,19 @@ class OpsState:
                 claimed.append(executor)
         return claimed
 
+    def release_claim(self, executor: str, me: str) -> None:
+        """Undo a claim whose recovery failed, so the next heartbeat (here or a peer's)
+        tries again."""
+        with self._tx() as conn:
+            conn.execute(update(workers).where(workers.c.executor == executor,
+                                               workers.c.recovered_by == me)
+                         .values(recovered_by=None))
+
+    def retire(self, executor: str) -> None:
+        """Forget a worker that left with nothing pending."""
+        with self._tx() as conn:
+            conn.execute(workers.delete().where(workers.c.executor == executor))
+
     def workers(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(workers).order_by(workers.c.executor))
