@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from smallhold.apps.ops.config import OpsConfig, Resilience
@@ -102,3 +105,16 @@ class Sleeps:
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ops"
+
+
+def load_signer() -> ModuleType:
+    """``../shared/data/ops/sign.py``, the standard-library signer the samples come with,
+    imported by path (it is not a package); the caller skips when DATA is missing."""
+    spec = importlib.util.spec_from_file_location("ops_sign", DATA / "sign.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

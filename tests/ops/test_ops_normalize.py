@@ -8,36 +8,25 @@ Grafana's webhook contact point, Slack's block_actions), since no capture of the
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import urllib.parse
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from ops_fixtures import DATA, load_signer
 
 from smallhold.apps.ops.errors import PayloadError, UnknownEventError
 from smallhold.apps.ops.models import Event, Inbound
 from smallhold.apps.ops.normalize import normalize
 from smallhold.apps.ops.signatures import verify
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ops"
 if not (DATA / "sign.py").is_file():
     pytest.skip(f"ops's shared samples are not in {DATA} (the shared data folder beside the "
                 "repository)", allow_module_level=True)
 
 
-def _load_signer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ops_sign_normalize", DATA / "sign.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ops_sign = _load_signer()
+ops_sign = load_signer()
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 JSON = {"Content-Type": "application/json"}
 

@@ -10,32 +10,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from ops_fixtures import DATA, load_signer
 
 from smallhold.apps.ops.errors import SignatureError, UnknownEventError
 from smallhold.apps.ops.signatures import SIGNED_SOURCES, WINDOW_SECONDS, verify
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ops"
 if not (DATA / "sign.py").is_file():
     pytest.skip(f"ops's shared signer is not at {DATA / 'sign.py'} (the shared data folder "
                 "beside the repository)", allow_module_level=True)
 
 
-def _load_signer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ops_sign", DATA / "sign.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ops_sign = _load_signer()
+ops_sign = load_signer()
 NOW = 1_700_000_000
 SECRET = "test-secret-7f3a"
 OTHER = "someone-elses-secret"

@@ -375,6 +375,22 @@ def _decide(workflow: str, approve: bool, reason: str, site: Site) -> None:
     site.state.audit(by, "approval.sent", workflow, approve=approve, reason=reason)
 
 
+def _find(dbos_client: Any, workflow: str) -> Any:
+    found = dbos_client.list_workflows(workflow_ids=[workflow], load_input=False,
+                                       load_output=False)
+    if not found:
+        raise WorkflowNotFoundError(f"no workflow {workflow}: see `smallhold ops workflows "
+                                    "list`")
+    return found[0]
+
+
+def _said(workflow: str, verb: str, as_json: bool) -> None:
+    if as_json:
+        emit_json({"workflow": workflow, "done": verb})
+    else:
+        console.print(f"{verb} {workflow}", markup=False)
+
+
 @workflows.command("approve")
 @click.argument("workflow")
 @click.option("--reason", default="", help="Why; kept in the audit log.")
@@ -388,10 +404,7 @@ def approve_cmd(workflow: str, reason: str, config_path: Path | None,
     """Let a run waiting for approval go on (WORKFLOW, or WORKFLOW/STEP for one step)."""
     with open_site(profile, config_path, database_url, False) as site:
         _decide(workflow, True, reason, site)
-    if as_json:
-        emit_json({"workflow": workflow, "done": "approved"})
-    else:
-        console.print(f"approved {workflow}", markup=False)
+    _said(workflow, "approved", as_json)
 
 
 @workflows.command("deny")
@@ -407,10 +420,7 @@ def deny_cmd(workflow: str, reason: str, config_path: Path | None, database_url:
     """Stop a run waiting for approval; nothing of its plan runs."""
     with open_site(profile, config_path, database_url, False) as site:
         _decide(workflow, False, reason, site)
-    if as_json:
-        emit_json({"workflow": workflow, "done": "denied"})
-    else:
-        console.print(f"denied {workflow}", markup=False)
+    _said(workflow, "denied", as_json)
 
 
 @workflows.command("cancel")
@@ -424,14 +434,10 @@ def cancel_cmd(workflow: str, config_path: Path | None, database_url: str | None
                profile: str, as_json: bool) -> None:
     """Cancel a run; the step running now finishes, nothing after it starts."""
     with open_site(profile, config_path, database_url, False) as site, client(site) as c:
-        if not c.list_workflows(workflow_ids=[workflow], load_input=False, load_output=False):
-            raise WorkflowNotFoundError(f"no workflow {workflow}")
+        _find(c, workflow)
         c.cancel_workflow(workflow)
         site.state.audit(os.environ.get("USER") or "local", "workflow.cancelled", workflow)
-    if as_json:
-        emit_json({"workflow": workflow, "done": "cancelled"})
-    else:
-        console.print(f"cancelled {workflow}", markup=False)
+    _said(workflow, "cancelled", as_json)
 
 
 @workflows.command("retry")
@@ -446,17 +452,11 @@ def retry_cmd(workflow: str, config_path: Path | None, database_url: str | None,
     """Run a cancelled or failed run again from its last checkpoint (done steps are not
     done again); a running worker picks it up."""
     with open_site(profile, config_path, database_url, False) as site, client(site) as c:
-        found = c.list_workflows(workflow_ids=[workflow], load_input=False, load_output=False)
-        if not found:
-            raise WorkflowNotFoundError(f"no workflow {workflow}")
-        if found[0].status in ("PENDING", "ENQUEUED"):
+        if _find(c, workflow).status in ("PENDING", "ENQUEUED"):
             raise WorkflowStateError(f"workflow {workflow} is still running")
         c.resume_workflow(workflow)
         site.state.audit(os.environ.get("USER") or "local", "workflow.retried", workflow)
-    if as_json:
-        emit_json({"workflow": workflow, "done": "retrying"})
-    else:
-        console.print(f"retrying {workflow}", markup=False)
+    _said(workflow, "retrying", as_json)
 
 
 @ops.command()
