@@ -107,3 +107,21 @@ def vault(tmp_path: Path) -> Iterator[VaultHandle]:
 @pytest.fixture
 def embedder() -> HashingEmbedder:
     return HashingEmbedder()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Name any non-daemon thread still alive when the run ends, with its stack: the
+    interpreter waits for such threads at exit (a DBOS workflow blocked in ``recv`` until
+    its timeout, say), and a CI job that passed then hangs with no clue why."""
+    import sys
+    import threading
+    import traceback
+
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon or not thread.is_alive():
+            continue
+        stack = "".join(traceback.format_stack(frames[thread.ident])) if thread.ident in \
+            frames else "(no frame)\n"
+        sys.stderr.write(f"\nthread {thread.name!r} is still running at the end of the "
+                         f"tests; exit waits for it:\n{stack}")

@@ -25,7 +25,10 @@ JIRA = {"webhookEvent": "jira:issue_created", "timestamp": 1700000000000,
         "issue": {"key": "OPS-7", "fields": {"summary": "Rotate the TLS certificates",
                                              "project": {"key": "OPS"},
                                              "issuetype": {"name": "Task"}}}}
-GUARDED = {"name": "cert_rotation", "critical": True, "approval": {"timeout": "1h"},
+# 20 s, not hours: a cancelled run's worker thread stays in DBOS.recv until the timeout
+# (DBOS checks cancellation between steps), and the test process waits for it at exit
+GUARDED = {"name": "cert_rotation", "critical": True,
+           "approval": {"timeout": "20s", "on_timeout": "deny"},
            "description": "a change that waits for a person",
            "match": [{"source": "jira", "type": "jira.issue_created"}],
            "steps": [{"id": "report", "agent": "documentation", "action": "runbook"}]}
