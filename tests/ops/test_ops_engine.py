@@ -119,6 +119,8 @@ def worker(ops_home: Home, recorder: Recorder) -> Iterator[Worker]:
                  {"id": "flaky", "agent": "fake", "action": "flaky"},
                  {"id": "join", "agent": "fake", "action": "join",
                   "needs": ["broken", "flaky"]}]),
+             template("narrow", [{"id": "plain", "agent": "fake", "action": "plain"}],
+                      scopes=["slack:write"]),
              template("lasting", [{"id": "stubborn", "agent": "fake",
                                    "action": "stubborn"}]),
              template("breaker", [{"id": "guarded", "agent": "fake", "action": "guarded"}]),
@@ -272,3 +274,11 @@ def test_a_worker_leaving_with_nothing_pending_is_not_taken_for_dead(worker: Wor
     assert worker.state.claim_dead("me", -1.0) == ["gone"]
     worker.state.release_claim("gone", "me")  # recovery failed: let the next beat retry
     assert worker.state.claim_dead("me", -1.0) == ["gone"]
+
+
+def test_a_step_outside_the_templates_scopes_is_refused(worker: Worker,
+                                                        recorder: Recorder) -> None:
+    with running(worker, heartbeat=False) as engine:
+        result = wait_done(submit(engine, event("narrow", "am-13")), 60)
+    assert result["status"] == "escalated" and "scope fake:use" in result["reason"]
+    assert recorder.calls == []

@@ -46,6 +46,7 @@ from smallhold.apps.ops.orchestrator import Plan, describe, plan, risk_of
 from smallhold.apps.ops.state import OpsState
 from smallhold.apps.ops.templates import Template, load_all, parse_duration
 from smallhold.apps.ops.tools import Call, Toolbox
+from smallhold.errors import SmallholdError
 from smallhold.kit.home import Home
 from smallhold.runtime import Runtime
 
@@ -126,8 +127,8 @@ def _step_call(worker: Worker, workflow: str, template: Template, step_id: str,
         call = Call(workflow=workflow, step=step_id, event=event, params=params,
                     inputs=inputs)
         output = guarded_call(tool, call, worker, worker.state, worker.config.resilience,
-                              granted=[tool.scope])
-    except OpsError as exc:
+                              granted=template.scopes)
+    except SmallholdError as exc:  # ours, or the model's (no valid structured answer)
         return {"status": "failed", "error": str(exc), "kind": type(exc).__name__}
     except Exception as exc:  # a bug in a tool must not take the worker down
         log.exception("step %s failed", key)

@@ -116,6 +116,9 @@ class Template(_Model):
     description: str = ""
     match: list[Match] = Field(default_factory=list)
     critical: bool = False  # the plan waits for a person's approval before any step runs
+    # what the template's steps may touch (tools declare theirs: slack:write, sql:read);
+    # "*" grants all, a narrower list makes a step using anything else fail
+    scopes: list[str] = Field(default_factory=lambda: ["*"])
     approval: Approval = Approval()
     steps: list[Step]
 
