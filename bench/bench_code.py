@@ -12,6 +12,11 @@ copy of each project with its editable files; a digest of the project (and of a 
 it) before and after shows that nothing outside the agent's working copy was touched.
 
     .venv/bin/python bench/bench_code.py --tasks 10 --iterations 5
+
+Runs take hours on two cores, so they are resumable: each task's result is appended to a
+journal (``bench/results/code-<label>.jsonl``) as soon as it is known, and the profile the
+loop learns in lives beside it (``code-<label>-home/``), so a rerun with the same ``--label``
+skips what is done and continues with the same memories. ``--fresh`` starts the label over.
 """
 
 from __future__ import annotations
@@ -161,32 +166,73 @@ def loop(agent: Any, project: Path, description: str, model: str, iterations: in
                               for it in history)}
 
 
-def bench_mbpp(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+class Journal:
+    """Results appended one JSON line per finished task, keyed by (phase, task): a rerun
+    reads them back and does only what is missing. A line is written whole and flushed,
+    so a run killed mid-task loses that task only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # the half-written last line of a killed run
+                    continue
+                self.done[(row["phase"], row["task"])] = row
+
+    def get(self, phase: str, task: str) -> dict[str, Any] | None:
+        return self.done.get((phase, task))
+
+    def add(self, phase: str, task: str, result: dict[str, Any]) -> dict[str, Any]:
+        row = {"phase": phase, "task": task, **result}
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.done[(phase, task)] = row
+        return row
+
+
+def bench_mbpp(args: argparse.Namespace, root: Path, journal: Journal) -> dict[str, Any]:
     tasks = load_mbpp(args.tasks)
-    shots, passes = [], {1: [], 2: []}
+    shots: list[dict[str, Any]] = []
+    passes: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     with agent_for(args.model) as agent:
-        for task in tasks:
-            log(f"{task['task_id']}: single shot")
-            shots.append({"task": task["task_id"], **single_shot(agent, task, args.model)})
-        for number in (1, 2):
-            for task in tasks:
-                log(f"{task['task_id']}: loop, pass {number}")
-                project = mbpp_project(task, root / f"pass{number}")
-                result = loop(agent, project, mbpp_request(task),
-                              args.model, args.iterations, editable=["solution.py"])
-                code = (result.pop("workspace") / "solution.py").read_text()
-                result["hidden"] = result["status"] == "solved" and hidden_check(task, code)
-                passes[number].append({"task": task["task_id"], **result})
+        for number, task in enumerate(tasks, start=1):
+            row = journal.get("single", task["task_id"])
+            if row is None:
+                log(f"[{number}/{len(tasks)}] {task['task_id']}: single shot")
+                row = journal.add("single", task["task_id"],
+                                  single_shot(agent, task, args.model))
+            shots.append(row)
+        for phase in (1, 2) if args.second_pass else (1,):
+            for number, task in enumerate(tasks, start=1):
+                row = journal.get(f"loop{phase}", task["task_id"])
+                if row is None:
+                    log(f"[{number}/{len(tasks)}] {task['task_id']}: loop, pass {phase}")
+                    project = mbpp_project(task, root / f"pass{phase}")
+                    result = loop(agent, project, mbpp_request(task),
+                                  args.model, args.iterations, editable=["solution.py"])
+                    code = (result.pop("workspace") / "solution.py").read_text()
+                    result["hidden"] = result["status"] == "solved" and hidden_check(task, code)
+                    row = journal.add(f"loop{phase}", task["task_id"], result)
+                passes[phase].append(row)
     return {"single": shots, "loop": passes[1], "again": passes[2]}
 
 
-def bench_repo(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+def bench_repo(args: argparse.Namespace, root: Path, journal: Journal) -> list[dict[str, Any]]:
     results = []
     with agent_for(args.model) as agent:
         for folder in sorted((DATA / "repo_tasks").iterdir()):
             if not (folder / "task.json").exists():
                 continue
             meta = json.loads((folder / "task.json").read_text())
+            kept = journal.get("repo", meta["id"])
+            if kept is not None:
+                results.append(kept)
+                continue
             project = root / "repo" / meta["id"]
             shutil.copytree(folder, project, ignore=shutil.ignore_patterns("task.json"))
             canary = root / "repo" / f"{meta['id']}.outside"
@@ -199,7 +245,7 @@ def bench_repo(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
                           timeout_s=float(meta.get("timeout_s", 60)))
             result.pop("workspace")
             result["untouched"] = (digest(project), canary.read_text()) == before
-            results.append({"task": meta["id"], "kind": meta["kind"], **result})
+            results.append(journal.add("repo", meta["id"], {"kind": meta["kind"], **result}))
     return results
 
 
@@ -229,12 +275,28 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
                   f"{'%' if published is not None else ''} (all 378 tasks, EvalPlus harness).",
                   "", md_table(["", "solved", "pass@1 %", "tokens per solved task",
                                 "seconds per solved task"], rows), ""]
-        first = {r["task"]: r for r in mbpp["loop"]}
-        rows = [[r["task"], first[r["task"]]["status"], first[r["task"]]["iterations"],
-                 r["status"], r["iterations"]] for r in mbpp["again"]]
-        lines += ["Failure memory: the same tasks run again in the same profile.", "",
-                  md_table(["task", "first run", "iterations", "second run", "iterations"],
-                           rows, "llrlr"), ""]
+        low, high = wilson(shot, n)
+        looped = sum(r["hidden"] for r in mbpp["loop"])
+        lines += [f"95 % intervals (Wilson): single shot {fmt(100 * low, 0)}–"
+                  f"{fmt(100 * high, 0)} %, loop "
+                  + "–".join(fmt(100 * b, 0) for b in wilson(looped, n)) + " %.", ""]
+        shot_of = {r["task"]: r["passed"] for r in mbpp["single"]}
+        differ = [[r["task"], "yes" if shot_of[r["task"]] else "no",
+                   "yes" if r["hidden"] else "no", r["status"], r["iterations"]]
+                  for r in mbpp["loop"] if bool(shot_of[r["task"]]) != bool(r["hidden"])]
+        lines += [f"Where they disagree ({len(differ)} task(s)): single shot solved "
+                  f"{sum(1 for d in differ if d[1] == 'yes')} the loop missed, the loop "
+                  f"{sum(1 for d in differ if d[2] == 'yes')} the single shot missed.", ""]
+        if differ:
+            lines += [md_table(["task", "single shot", "loop (hidden)", "loop status",
+                                "iterations"], differ, "lllll"), ""]
+        if mbpp["again"]:
+            first = {r["task"]: r for r in mbpp["loop"]}
+            rows = [[r["task"], first[r["task"]]["status"], first[r["task"]]["iterations"],
+                     r["status"], r["iterations"]] for r in mbpp["again"]]
+            lines += ["Failure memory: the same tasks run again in the same profile.", "",
+                      md_table(["task", "first run", "iterations", "second run",
+                                "iterations"], rows, "llrlr"), ""]
     if repo:
         rows = [[r["task"], r["kind"], r["status"], r["reason"], r["iterations"],
                  fmt(r["tokens"], 0), fmt(r["seconds"], 0),
@@ -246,22 +308,50 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
     return "\n".join(lines)
 
 
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a pass rate: honest at 10 tasks, tight at 378."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--tasks", type=int, default=10, help="MBPP+ tasks (the first N)")
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--only", choices=["mbpp", "repo"])
+    parser.add_argument("--label", default="main", help="names the journal and the profile: "
+                        "the same label resumes, another one starts a separate run")
+    parser.add_argument("--fresh", action="store_true",
+                        help="forget the label's journal and profile first")
+    parser.add_argument("--no-second-pass", dest="second_pass", action="store_false",
+                        help="skip the loop's second pass (memory) over the same tasks")
     args = parser.parse_args(argv)
     if not DATA.exists():
         parser.error(f"{DATA} is absent: the shared coding data lives beside the repo")
     info = common.machine()
+    common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    journal_path = common.RESULTS_DIR / f"code-{args.label}.jsonl"
+    home = common.RESULTS_DIR / f"code-{args.label}-home"
+    if args.fresh:
+        journal_path.unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
+    journal = Journal(journal_path)
+    log(f"journal {journal_path}: {len(journal.done)} result(s) kept from earlier runs")
+    from smallhold.paths import resolve_paths
+
+    # the models already installed, not a second 1.1 GB copy inside the bench's profile
+    os.environ.setdefault("SMALLHOLD_MODELS_DIR", str(resolve_paths().models_dir))
     with tempfile.TemporaryDirectory(prefix="smallhold-bench-code-") as tmp:
         root = Path(tmp)
-        os.environ.setdefault("SMALLHOLD_HOME", str(root / "home"))
+        os.environ.setdefault("SMALLHOLD_HOME", str(home))  # kept: memories survive a rerun
         os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
-        mbpp = bench_mbpp(args, root) if args.only in (None, "mbpp") else None
-        repo = bench_repo(args, root) if args.only in (None, "repo") else None
+        mbpp = bench_mbpp(args, root, journal) if args.only in (None, "mbpp") else None
+        repo = bench_repo(args, root, journal) if args.only in (None, "repo") else None
     info["loadavg_end"] = list(os.getloadavg())
     markdown = report(args, info, mbpp, repo)
     print(markdown)
