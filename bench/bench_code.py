@@ -207,7 +207,8 @@ def bench_mbpp(args: argparse.Namespace, root: Path, journal: Journal) -> dict[s
                 row = journal.add("single", task["task_id"],
                                   single_shot(agent, task, args.model))
             shots.append(row)
-        for phase in (1, 2) if args.second_pass else (1,):
+        phases = () if not args.loop else (1, 2) if args.second_pass else (1,)
+        for phase in phases:
             for number, task in enumerate(tasks, start=1):
                 row = journal.get(f"loop{phase}", task["task_id"])
                 if row is None:
@@ -263,7 +264,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
         rows = [["single shot", f"{shot}/{n}", fmt(100 * shot / n, 0),
                  fmt(common.mean([r["tokens"] for r in mbpp["single"]]), 0),
                  fmt(common.mean([r["seconds"] for r in mbpp["single"]]), 1)]]
-        for k in range(1, args.iterations + 1):
+        for k in range(1, args.iterations + 1 if mbpp["loop"] else 1):
             solved = [r for r in mbpp["loop"] if r["hidden"] and r["iterations"] <= k]
             rows.append([f"loop, up to {k} iteration(s)", f"{len(solved)}/{n}",
                          fmt(100 * len(solved) / n, 0),
@@ -277,14 +278,16 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
                                 "seconds per solved task"], rows), ""]
         low, high = wilson(shot, n)
         looped = sum(r["hidden"] for r in mbpp["loop"])
+        loop_ci = ("loop " + "–".join(fmt(100 * b, 0) for b in wilson(looped, n)) + " %"
+                   if mbpp["loop"] else "loop not run")
         lines += [f"95 % intervals (Wilson): single shot {fmt(100 * low, 0)}–"
-                  f"{fmt(100 * high, 0)} %, loop "
-                  + "–".join(fmt(100 * b, 0) for b in wilson(looped, n)) + " %.", ""]
-        shot_of = {r["task"]: r["passed"] for r in mbpp["single"]}
+                  f"{fmt(100 * high, 0)} %, {loop_ci}.", ""]
+        shot_of: dict[str, bool] = {r["task"]: r["passed"] for r in mbpp["single"]}
         differ = [[r["task"], "yes" if shot_of[r["task"]] else "no",
                    "yes" if r["hidden"] else "no", r["status"], r["iterations"]]
                   for r in mbpp["loop"] if bool(shot_of[r["task"]]) != bool(r["hidden"])]
-        lines += [f"Where they disagree ({len(differ)} task(s)): single shot solved "
+        lines += [] if not mbpp["loop"] else [
+                  f"Where they disagree ({len(differ)} task(s)): single shot solved "
                   f"{sum(1 for d in differ if d[1] == 'yes')} the loop missed, the loop "
                   f"{sum(1 for d in differ if d[2] == 'yes')} the single shot missed.", ""]
         if differ:
@@ -330,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="forget the label's journal and profile first")
     parser.add_argument("--no-second-pass", dest="second_pass", action="store_false",
                         help="skip the loop's second pass (memory) over the same tasks")
+    parser.add_argument("--no-loop", dest="loop", action="store_false",
+                        help="only the single shot (a baseline for the loop's runs)")
     args = parser.parse_args(argv)
     if not DATA.exists():
         parser.error(f"{DATA} is absent: the shared coding data lives beside the repo")
