@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,3 +123,32 @@ def load_signer() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def smallhold_json(env: dict[str, str], *args: str) -> Any:
+    """``smallhold ARGS --json`` in a subprocess with ``env``; its parsed output (it must
+    succeed)."""
+    done = subprocess.run([sys.executable, "-m", "smallhold.cli", *args, "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               logs: Sequence[Path]) -> None:
+    """Poll ``predicate`` (a server not up yet counts as False); on timeout, fail with the
+    tails of the processes' logs, which say why."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+                              for log in logs)
+            raise AssertionError(f"timed out waiting for {what}\n{tails}")
+        time.sleep(0.1)

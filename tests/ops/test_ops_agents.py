@@ -49,16 +49,7 @@ from smallhold.apps.ops.resilience import guarded_call
 from smallhold.apps.ops.state import OpsState
 from smallhold.apps.ops.tools import Toolbox
 
-
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[FakeServices]:
-    with FakeServices.start() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _clean_fakes(fakes: FakeServices) -> None:
-    fakes.reset()
+pytestmark = pytest.mark.usefixtures("clean_fakes")
 
 
 @pytest.fixture(scope="module")

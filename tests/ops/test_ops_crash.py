@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ops_fixtures import smallhold_json, wait_until
 
 from smallhold.apps.ops.fakes import FakeServices
 from smallhold.paths import Paths
@@ -69,27 +70,6 @@ def serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
          "--worker-id", "w1"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def wait_until(predicate: Any, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; log:\n"
-                                 + log.read_text(errors="replace")[-3000:])
-        time.sleep(0.1)
-
-
-def smallhold_json(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run([sys.executable, "-m", "smallhold.cli", *args, "--json"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 @pytest.mark.timeout(300)
 def test_a_run_killed_mid_way_resumes_and_sends_each_message_once(
         paths: Paths, fakes: FakeServices, tmp_path: Path) -> None:
@@ -118,11 +98,11 @@ def test_a_run_killed_mid_way_resumes_and_sends_each_message_once(
     first = serve(port, env, log)
     try:
         wait_until(lambda: httpx.get(f"{url}/health").status_code == 200, 60, "the receiver",
-                   log)
+                   [log])
         answer = httpx.post(f"{url}/hooks/alertmanager", content=body, headers=headers)
         assert answer.status_code == 200, answer.text
         workflow = answer.json()["events"][0]["workflow"]
-        wait_until(lambda: len(fakes.sent("slack")) >= 1, 60, "the first message", log)
+        wait_until(lambda: len(fakes.sent("slack")) >= 1, 60, "the first message", [log])
         time.sleep(0.3)  # the second post is in flight now
     finally:
         first.send_signal(signal.SIGKILL)
@@ -133,7 +113,7 @@ def test_a_run_killed_mid_way_resumes_and_sends_each_message_once(
     second = serve(port, env, log)
     try:
         wait_until(lambda: httpx.get(f"{url}/health").status_code == 200, 60, "the restart",
-                   log)
+                   [log])
         again = httpx.post(f"{url}/hooks/alertmanager", content=body, headers=headers)
         assert again.json()["events"][0] == {"workflow": workflow, "duplicate": True}
 
@@ -141,7 +121,7 @@ def test_a_run_killed_mid_way_resumes_and_sends_each_message_once(
             shown = smallhold_json(env, "ops", "workflows", "show", workflow)
             return bool(shown["status"] == "success")
 
-        wait_until(finished, 120, "the resumed run", log)
+        wait_until(finished, 120, "the resumed run", [log])
     finally:
         second.terminate()
         second.wait(20)
@@ -201,7 +181,7 @@ def test_a_run_waiting_for_approval_survives_a_kill_of_its_worker(
 
     first = worker()
     try:
-        wait_until(waiting, 90, "the approval request", log)
+        wait_until(waiting, 90, "the approval request", [log])
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -217,7 +197,7 @@ def test_a_run_waiting_for_approval_survives_a_kill_of_its_worker(
             return bool(smallhold_json(env, "ops", "workflows", "show",
                                        workflow)["status"] == "success")
 
-        wait_until(finished, 90, "the approved run", log)
+        wait_until(finished, 90, "the approved run", [log])
     finally:
         second.terminate()
         second.wait(20)

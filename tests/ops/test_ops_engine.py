@@ -13,7 +13,7 @@ import pytest
 
 from smallhold.apps.ops import APP
 from smallhold.apps.ops.config import OpsConfig, Resilience
-from smallhold.apps.ops.engine import Worker, running, send_decision, submit, wait_done
+from smallhold.apps.ops.engine import Client, Worker, running, submit, wait_done
 from smallhold.apps.ops.errors import PermanentError, TransientError
 from smallhold.apps.ops.models import Decision, Event
 from smallhold.apps.ops.state import OpsState
@@ -137,6 +137,15 @@ def worker(ops_home: Home, recorder: Recorder) -> Iterator[Worker]:
     state.close()
 
 
+def decide(worker: Worker, decision: Decision) -> None:
+    """A person's answer, as the CLI and the receiver give it: through a DBOS client."""
+    answering = Client(worker.state.url)
+    try:
+        answering.decide(decision)
+    finally:
+        answering.close()
+
+
 def wait_for(predicate: Any, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -180,7 +189,7 @@ def test_a_critical_run_waits_for_approval_then_runs(worker: Worker,
         wait_for(lambda: any(a.action == "approval.requested"
                              for a in worker.state.audit_entries(key)))
         assert recorder.calls == []  # nothing ran before a person said yes
-        send_decision(Decision(workflow=key, approve=True, by="alice", via="cli"))
+        decide(worker, Decision(workflow=key, approve=True, by="alice", via="cli"))
         result = wait_done(key, 60)
     assert result["status"] == "done" and recorder.names() == ["plain"]
     assert "approval.approved" in [a.action for a in worker.state.audit_entries(key)]
@@ -194,7 +203,7 @@ def test_denied_and_timed_out_approvals_run_nothing(worker: Worker,
         denied = submit(engine, event("patient", "am-4"))
         wait_for(lambda: any(a.action == "approval.requested"
                              for a in worker.state.audit_entries(denied)))
-        send_decision(Decision(workflow=denied, approve=False, by="bob", via="cli"))
+        decide(worker, Decision(workflow=denied, approve=False, by="bob", via="cli"))
         assert wait_done(denied, 60)["status"] == "denied"
         timed_out = submit(engine, event("guarded", "am-5"))  # approval timeout 1 s
         result = wait_done(timed_out, 60)
@@ -232,7 +241,7 @@ def test_a_high_risk_step_waits_for_its_own_approval(worker: Worker,
         wait_for(lambda: any(a.action == "approval.requested"
                              for a in worker.state.audit_entries(step)))
         assert recorder.names() == ["start"]
-        send_decision(Decision(workflow=step, approve=True, by="alice", via="cli"))
+        decide(worker, Decision(workflow=step, approve=True, by="alice", via="cli"))
         result = wait_done(key, 60)
     assert result["status"] == "done" and recorder.names() == ["start", "danger"]
 

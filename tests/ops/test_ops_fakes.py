@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import smtplib
 import time
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import httpx
@@ -17,16 +16,7 @@ from smallhold.apps.ops.errors import TransientError
 from smallhold.apps.ops.fakes import ENV, FakeServices, LocalSmtp, channel_id
 from smallhold.apps.ops.resilience import classify
 
-
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[FakeServices]:
-    with FakeServices.start() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _clean_fakes(fakes: FakeServices) -> None:
-    fakes.reset()
+pytestmark = pytest.mark.usefixtures("clean_fakes")
 
 
 def _slack(fakes: FakeServices, token: str | None = None) -> WebClient:

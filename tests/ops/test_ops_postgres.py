@@ -17,12 +17,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from ops_fixtures import PG_URL, postgres_up
+from ops_fixtures import PG_URL, postgres_up, smallhold_json, wait_until
 
 from smallhold import durable
 from smallhold.apps.ops.fakes import FakeServices
@@ -93,24 +93,6 @@ def alert(number: int) -> dict[str, Any]:
                         "annotations": {"summary": f"disk of db-{number} is full"},
                         "startsAt": "2024-05-01T10:00:00Z",
                         "endsAt": "0001-01-01T00:00:00Z"}]}
-
-
-def smallhold(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run([sys.executable, "-m", "smallhold.cli", *args, "--json"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
-               logs: list[Path]) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-                              for log in logs)
-            raise AssertionError(f"timed out waiting for {what}\n{tails}")
-        time.sleep(0.1)
 
 
 def runs(dbos_client: Any) -> dict[str, Any]:
@@ -240,8 +222,8 @@ def test_a_dead_workers_runs_are_taken_over_by_its_peer(
     assert [(e.actor, e.detail["worker"]) for e in recovered] == [("wb", "wa")], recovered
     assert recovered[0].detail["workflows"] >= len(held)
     assert sorted(str(e.workflow) for e in done) == sorted(keys)
-    assert smallhold(env, "ops", "audit", "--verify", "--database-url", database)["intact"]
-    shown = smallhold(env, "ops", "workflows", "show", held[0], "--database-url", database)
+    assert smallhold_json(env, "ops", "audit", "--verify", "--database-url", database)["intact"]
+    shown = smallhold_json(env, "ops", "workflows", "show", held[0], "--database-url", database)
     assert shown["status"] == "success" and shown["result"]["status"] == "done"
     assert sorted(s["step"] for s in shown["steps"]) == list(STEPS)
     print(f"\n{len(held)} of wa's runs recovered by wb {recovered_after:.1f} s after the "

@@ -44,15 +44,7 @@ SLACK_POST = communication.TOOLS[0]
 JIRA_GET = next(t for t in data.TOOLS if t.name == "jira_get")
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[FakeServices]:
-    with FakeServices.start() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _clean_fakes(fakes: FakeServices) -> None:
-    fakes.reset()
+pytestmark = pytest.mark.usefixtures("clean_fakes")
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def serve(host: str | None, port: int | None, worker_id: str | None, no_worker: 
     """Receive signed webhooks and run their workflows (Ctrl+C stops; runs resume on the
     next start). Endpoints: /hooks/slack/events, /hooks/slack/actions, /hooks/github,
     /hooks/jira, /hooks/alertmanager, /hooks/pagerduty, /hooks/grafana."""
-    from smallhold.apps.ops.engine import Client, Worker, running, send_decision, submit
+    from smallhold.apps.ops.engine import Client, Worker, running, submit
     from smallhold.apps.ops.receiver import Receiver
 
     with open_site(profile, config_path, database_url, False) as site:
@@ -124,24 +124,24 @@ def serve(host: str | None, port: int | None, worker_id: str | None, no_worker: 
         config = site.config.model_copy(update={"receiver": receiver_conf})
         secrets = _secrets(site)
         where = f"http://{receiver_conf.host}:{receiver_conf.port}"
-        if no_worker:  # queue for the workers; never run, never recover anything here
-            ops_client = Client(site.url)
-            try:
+        ops_client = Client(site.url)  # approvals, and the queue when this is no worker
+        try:
+            if no_worker:  # queue for the workers; never run, never recover anything here
                 receiver = Receiver(config, site.state, secrets, submit=ops_client.submit,
                                     decide=ops_client.decide)
                 err_console.print(f"ops: receiving on {where}; workers run the workflows")
                 _serve(receiver, config)
-            finally:
-                ops_client.close()
-            return
-        worker = Worker(site.home, config, site.state, executor=worker_id)
-        with running(worker) as engine:
-            receiver = Receiver(config, site.state, secrets,
-                                submit=lambda event: submit(engine, event),
-                                decide=send_decision)
-            err_console.print(f"ops: receiving on {where} as worker {worker.executor}; "
-                              f"{len(worker.templates)} template(s)")
-            _serve(receiver, config)
+                return
+            worker = Worker(site.home, config, site.state, executor=worker_id)
+            with running(worker) as engine:
+                receiver = Receiver(config, site.state, secrets,
+                                    submit=lambda event: submit(engine, event),
+                                    decide=ops_client.decide)
+                err_console.print(f"ops: receiving on {where} as worker {worker.executor}; "
+                                  f"{len(worker.templates)} template(s)")
+                _serve(receiver, config)
+        finally:
+            ops_client.close()
     _leave()
 
 

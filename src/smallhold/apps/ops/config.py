@@ -25,7 +25,7 @@ import os
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -166,10 +166,6 @@ def resolve(reference: str, vault_get: Callable[[str], str | None]) -> str:
     return value
 
 
-def as_dict(config: OpsConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json")
-
-
 __all__ = [
     "FILE_NAME",
     "VAULT_PREFIX",
@@ -183,7 +179,6 @@ __all__ = [
     "SourceConfig",
     "Sql",
     "Workflows",
-    "as_dict",
     "load_config",
     "resolve",
 ]

@@ -37,14 +37,13 @@ from smallhold import durable
 from smallhold.apps.ops.config import OpsConfig, resolve
 from smallhold.apps.ops.errors import (
     OpsError,
-    TemplateError,
     WorkflowNotFoundError,
     WorkflowStateError,
 )
 from smallhold.apps.ops.models import Decision, Event
 from smallhold.apps.ops.orchestrator import Plan, describe, plan, risk_of
 from smallhold.apps.ops.state import OpsState
-from smallhold.apps.ops.templates import Template, load_all, parse_duration
+from smallhold.apps.ops.templates import Template, load_all
 from smallhold.apps.ops.tools import Call, Toolbox
 from smallhold.errors import SmallholdError
 from smallhold.kit.home import Home
@@ -381,18 +380,6 @@ class Client:
         self._client.destroy()
 
 
-def send_decision(decision: Decision) -> None:
-    """Deliver a person's decision to the workflow waiting for it."""
-    status = DBOS.get_workflow_status(decision.workflow)
-    if status is None:
-        raise WorkflowNotFoundError(f"no workflow {decision.workflow}: see `smallhold ops "
-                                    "workflows list`")
-    if status.status not in ("PENDING", "ENQUEUED"):
-        raise WorkflowStateError(f"workflow {decision.workflow} is {status.status.lower()}, "
-                                 "not waiting for approval")
-    DBOS.send(decision.workflow, decision.model_dump(mode="json"), topic=APPROVAL)
-
-
 def wait_done(workflow: str, timeout: float = 60.0) -> dict[str, Any]:
     """Block until ``workflow`` ends (tests, ``ops run --wait``)."""
     deadline = time.monotonic() + timeout
@@ -408,13 +395,6 @@ def wait_done(workflow: str, timeout: float = 60.0) -> dict[str, Any]:
     raise WorkflowStateError(f"workflow {workflow} did not finish in {timeout:.0f} s")
 
 
-def approval_seconds(text: str) -> float:
-    try:
-        return parse_duration(text).total_seconds()
-    except ValueError as exc:
-        raise TemplateError(str(exc)) from None
-
-
 __all__ = [
     "APPROVAL",
     "INSTANCE",
@@ -424,7 +404,6 @@ __all__ = [
     "Worker",
     "default_executor",
     "running",
-    "send_decision",
     "submit",
     "toolbox",
     "wait_done",

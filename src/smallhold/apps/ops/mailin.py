@@ -16,17 +16,14 @@ message and tries again later: nothing is lost.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr
-from html.parser import HTMLParser
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +32,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
 from smallhold.apps.ops.models import Event, event_key
+from smallhold.mailtext import decode_bytes, html_text
 
 log = logging.getLogger(__name__)
 
@@ -58,29 +56,6 @@ class SmtpController(Controller):
 
 # decoding ------------------------------------------------------------------------------
 
-def _codec(charset: str | None) -> str:
-    """A codec Python has for ``charset``, utf-8 when it is missing or unknown."""
-    if not charset:
-        return "utf-8"
-    name = charset.strip().strip("\"'").lower()
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return "utf-8"
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """The declared charset if the bytes really are in it, else UTF-8, else the declared
-    one (or UTF-8) with what does not decode replaced."""
-    declared = _codec(charset)
-    for codec in dict.fromkeys((declared, "utf-8")):
-        try:
-            return data.decode(codec)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return data.decode(declared, errors="replace")
-
-
 def _clean(text: str) -> str:
     """No lone surrogates (left by a surrogateescape somewhere) and no NULs."""
     return text.encode("utf-8", "replace").decode("utf-8", "replace").replace("\x00", "")
@@ -100,45 +75,6 @@ def header_text(value: Any) -> str:
     for chunk, charset in parts:
         out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
     return _clean(" ".join("".join(out).split()))
-
-
-class _Text(HTMLParser):
-    """Visible text of an HTML body: no script or style, block tags as line breaks."""
-
-    BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "table", "ul", "ol", "pre", "blockquote"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "head"):
-            self._skip += 1
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "head"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def html_text(html: str) -> str:
-    parser = _Text()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # HTMLParser is lenient; this is for the case it is not
-        return re.sub(r"<[^>]*>", " ", html)
-    text = "".join(parser.parts)
-    return re.sub(r"\n\s*\n+", "\n\n", re.sub(r"[ \t\r\f\v]+", " ", text)).strip()
 
 
 def _part_text(part: Message) -> str:
@@ -277,5 +213,4 @@ class MailListener:
 
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_MAX_BYTES", "DEFAULT_PORT", "MailListener",
-           "SmtpController", "body_text", "decode_bytes", "header_text", "html_text",
-           "mail_event"]
+           "SmtpController", "body_text", "header_text", "mail_event"]

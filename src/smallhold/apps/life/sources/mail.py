@@ -11,7 +11,6 @@ A message the file ends inside (a cut-short export) is left out with a ``Problem
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -21,11 +20,11 @@ from email.message import EmailMessage
 from email.message import Message as MimePart
 from email.parser import BytesParser
 from email.utils import getaddresses
-from html.parser import HTMLParser
 from pathlib import Path
 
 from smallhold.apps.life.errors import SourceError
 from smallhold.apps.life.models import Message, Person, Problem, Source, record_id
+from smallhold.mailtext import decode_bytes, html_text
 
 # "From sender Mon Mar  3 10:00:00 2025" (Takeout puts "+0000" before the year): a line this
 # exact separates anywhere; a looser "From " line with a time only after a blank line
@@ -35,8 +34,6 @@ _SEPARATOR = re.compile(rb"From \S+.*\d{1,2}:\d{2}")
 _ESCAPED_FROM = re.compile(rb">+From ")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 # what mail means by these names when the bytes say otherwise (WHATWG encoding rules)
-_CHARSET_ALIASES = {"us-ascii": "utf-8", "ascii": "utf-8", "iso-8859-1": "cp1252",
-                    "latin-1": "cp1252", "latin1": "cp1252"}
 _PARSER = BytesParser(policy=policy.default)
 
 
@@ -182,55 +179,13 @@ def _body(message: EmailMessage) -> str:
             return _text(part)
         if kind == "text/html" and html is None:
             html = part
-    return _html_text(_text(html)) if html is not None else ""
+    return html_text(_text(html)) if html is not None else ""
 
 
 def _text(part: MimePart) -> str:
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
-    charset = (part.get_content_charset() or "utf-8").lower()
-    charset = _CHARSET_ALIASES.get(charset, charset)
-    try:
-        codecs.lookup(charset)
-    except LookupError:  # an unknown name: UTF-8 is the likeliest truth
-        charset = "utf-8"
-    return data.decode(charset, errors="replace").replace("\r\n", "\n")
-
-
-class _TextOnly(HTMLParser):
-    """Keeps the readable text of HTML: no tags, scripts or styles; blocks on their own lines."""
-
-    _BLOCKS = frozenset({"p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-                         "table", "ul", "ol", "blockquote", "hr"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "head"):
-            self._hidden += 1
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "head"):
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
-
-
-def _html_text(html: str) -> str:
-    parser = _TextOnly()
-    parser.feed(html)
-    parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return decode_bytes(data, part.get_content_charset()).replace("\r\n", "\n")
 
 
 __all__ = ["parse_mbox"]
