@@ -283,6 +283,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
         lines += [f"95 % intervals (Wilson): single shot {fmt(100 * low, 0)}–"
                   f"{fmt(100 * high, 0)} %, {loop_ci}.", ""]
         shot_of: dict[str, bool] = {r["task"]: r["passed"] for r in mbpp["single"]}
+        shot_by = {r["task"]: r for r in mbpp["single"]}
         differ = [[r["task"], "yes" if shot_of[r["task"]] else "no",
                    "yes" if r["hidden"] else "no", r["status"], r["iterations"]]
                   for r in mbpp["loop"] if bool(shot_of[r["task"]]) != bool(r["hidden"])]
@@ -293,6 +294,14 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
         if differ:
             lines += [md_table(["task", "single shot", "loop (hidden)", "loop status",
                                 "iterations"], differ, "lllll"), ""]
+        both = [(shot_by[r["task"]], r) for r in mbpp["loop"] if shot_of[r["task"]]]
+        if both:
+            ratio = sum(r["seconds"] for _, r in both) / sum(s["seconds"] for s, _ in both)
+            median = sorted(r["seconds"] / s["seconds"] for s, r in both)[len(both) // 2]
+            lines += [f"Cost on the {len(both)} tasks the single shot solved: the loop took "
+                      f"{fmt(ratio, 2)}× its time in all (median {fmt(median, 2)}× a task), "
+                      f"{fmt(common.mean([r['iterations'] for _, r in both]), 2)} iterations "
+                      "on average.", ""]
         if mbpp["again"]:
             first = {r["task"]: r for r in mbpp["loop"]}
             rows = [[r["task"], first[r["task"]]["status"], first[r["task"]]["iterations"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -73,37 +72,28 @@ FIXED = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return a * b\n"
 
 
-def plan(files: list[str], summary: str = "make add return the sum") -> str:
-    return json.dumps({"problem_type": "bugfix", "summary": summary, "files": files})
+def edit(path: str, content: str, diagnosis: str = "") -> str:
+    """An edit reply the way coder models write one: prose (a repair's diagnosis line), a
+    header, a fenced block."""
+    lead = f"Diagnosis: {diagnosis}" if diagnosis else "Here is the change."
+    return f"{lead}\n\nFILE: {path}\n```python\n{content}```\n"
 
 
-def edit(path: str, content: str) -> str:
-    """An edit reply the way coder models write one: prose, a header, a fenced block."""
-    return f"Here is the change.\n\nFILE: {path}\n```python\n{content}```\n"
-
-
-def kind(request: ChatRequest) -> str:
-    """What a request asks for: the structured type's title, or Edit for the free text."""
-    return str((request.params.json_schema or {}).get("title", "Edit"))
-
-
-def reflect(text: str = "add subtracts instead of adding; the test expects 5 = 2 + 3") -> str:
-    return json.dumps({"diagnosis": "wrong arithmetic",
-                       "hypotheses": [{"text": text, "confidence": 0.8}]})
-
-
-def scripted(by_kind: dict[str, list[str]]) -> ScriptedBackend:
-    """Replies by what is asked for (Plan, Edit, Reflection), each kind in order."""
-    seen: dict[str, int] = {}
+def scripted(replies: list[str]) -> ScriptedBackend:
+    """The model's replies in order; the last one repeats."""
+    seen = [0]
 
     def reply(request: ChatRequest) -> str:
-        asked = kind(request)
-        replies = by_kind[asked]
-        index = seen.get(asked, 0)
-        seen[asked] = index + 1
+        index = seen[0]
+        seen[0] += 1
         return replies[min(index, len(replies) - 1)]
 
     return ScriptedBackend(reply=reply)
+
+
+def prompt(backend: ScriptedBackend, index: int) -> str:
+    """The text of the ``index``-th request the model was sent."""
+    return " ".join(m.content for m in backend.requests[index].messages)
 
 
 MakeAgent = Callable[[ScriptedBackend], "Agent"]

@@ -1,4 +1,4 @@
-"""The loop on a scripted model: plan, write, test in the sandbox, reflect, learn."""
+"""The loop on a scripted model: write, test in the sandbox, repair from the evidence, learn."""
 
 from __future__ import annotations
 
@@ -14,67 +14,73 @@ from agent_helpers import (
     WRONG,
     MakeAgent,
     edit,
-    kind,
-    plan,
-    reflect,
+    prompt,
     scripted,
     task_for,
 )
 
 from smallhold.apps.code.agent import execute
-from smallhold.apps.code.memory import FAILURE, PATTERN, CodeMemory
-from smallhold.apps.code.models import Plan
+from smallhold.apps.code.memory import FAILURE, PATTERN, CodeMemory, task_key
 from smallhold.config import Settings
 from smallhold.paths import Paths
 from smallhold.store.handle import VaultHandle
 from smallhold.store.memory.store import MemoryStore, TextEmbedder
 
+DIAGNOSIS = "add multiplies; the test expects 5 = 2 + 3"
 
-def test_fails_reflects_then_solves(make_agent: MakeAgent, project: Path, paths: Paths,
-                                    settings: Settings) -> None:
-    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", WRONG),
-                                                              edit("calc.py", FIXED)],
-                        "Reflection": [reflect()]})
+
+def test_fails_diagnoses_then_solves(make_agent: MakeAgent, project: Path, paths: Paths,
+                                     settings: Settings) -> None:
+    backend = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED, DIAGNOSIS)])
     agent = make_agent(backend)
     run = agent.create(task_for(project))
     done = execute(agent, run.id)
     assert done.status == "solved" and done.stop_reason == "solved"
     assert done.iterations == 2 and done.baseline_passed == 1
+    assert len(backend.requests) == 2  # one call an iteration: no plan, no reflection step
     first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
     assert not first.ok and first.signature and "AssertionError" in first.signature
-    assert first.hypothesis is not None
     assert second.ok and "+    return a + b" in second.diff
+    assert second.hypothesis is not None and second.hypothesis.text == DIAGNOSIS
     assert done.hypotheses[0].status == "supported"
     assert (project / "calc.py").read_text() == BUGGY  # the project is untouched until apply
     assert "+    return a + b" in agent.workspace(done).diff()
-    kinds = {m.kind for m in agent.memory.list()}
-    assert kinds == {PATTERN, FAILURE}
-    first_plan = " ".join(m.content for m in next(
-        r for r in backend.requests if kind(r) == "Plan").messages)
-    assert "Test output before any change" in first_plan and "assert -1 == 5" in first_plan
+    assert {m.kind for m in agent.memory.list()} == {PATTERN, FAILURE}
+    direct = prompt(backend, 0)
+    assert "The tests before any change" in direct and "returned -1; the test expects 5" in direct
+    assert "Diagnosis" not in direct  # the first attempt is a plain write
+    repair = prompt(backend, 1)
+    assert "add(2, 3) returned 6; the test expects 5." in repair  # read from the evidence
+    assert "Diagnosis:" in repair
 
 
 def test_same_failure_trips_the_breaker(make_agent: MakeAgent, project: Path, paths: Paths,
                                         settings: Settings) -> None:
-    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", WRONG)],
-                        "Reflection": [reflect()]})
-    agent = make_agent(backend)
+    agent = make_agent(scripted([edit("calc.py", WRONG)]))
     run = agent.create(task_for(project, max_iterations=5))
     done = execute(agent, run.id)
     assert done.status == "stopped" and done.stop_reason == "same-failure"
     assert done.iterations == 3
 
 
-def test_unparseable_plan_is_reported_and_the_run_ends(make_agent: MakeAgent, project: Path,
-                                                        paths: Paths, settings: Settings) -> None:
-    backend = scripted({"Plan": ["this is not json"], "Edit": [edit("calc.py", FIXED)],
-                        "Reflection": [reflect()]})
+def test_different_wrong_answers_are_not_the_same_failure(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    """Wrong values differ from one sampled retry to the next: that is exploring, not a
+    loop stuck on one failure (the signature alone, values blanked, saw them as one)."""
+    wrong = [edit("calc.py", f"def add(a, b):\n    return a + b + {n}\n") for n in (1, 2, 3)]
+    agent = make_agent(scripted([*wrong, edit("calc.py", FIXED)]))
+    done = execute(agent, agent.create(task_for(project, max_iterations=5)).id)
+    assert done.status == "solved" and done.iterations == 4
+
+
+def test_an_unreadable_reply_is_reported_and_the_run_goes_on(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    backend = scripted(["no code here"] * 3 + [edit("calc.py", FIXED, DIAGNOSIS)])
     agent = make_agent(backend)
-    run = agent.create(task_for(project, max_iterations=3))
-    done = execute(agent, run.id)
-    assert done.status == "stopped"
-    first = agent.iteration(run.id, 1)
+    done = execute(agent, agent.create(task_for(project, max_iterations=3)).id)
+    first = agent.iteration(done.id, 1)
     assert first.plan is None and "could not be read" in first.rejected[0]
+    assert done.status == "solved" and done.iterations == 2
 
 
 def test_tests_are_not_edited_and_dangerous_code_needs_approval(
@@ -82,24 +88,39 @@ def test_tests_are_not_edited_and_dangerous_code_needs_approval(
     cheat = edit("test_calc.py", "def test_add():\n    pass\n")
     network = edit("calc.py", "import urllib.request\n\n\ndef add(a, b):\n"
                               "    urllib.request.urlopen('http://x')\n    return a + b\n")
-    backend = scripted({"Plan": [plan(["test_calc.py"]), plan(["calc.py"])],
-                        "Edit": [cheat, network], "Reflection": [reflect("x"), reflect("y")]})
+    backend = scripted([cheat, network])
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=2))
     done = execute(agent, run.id)
     first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
     assert "existing test" in first.rejected[0] and first.changed == []
+    assert "Tests are never changed to pass" in prompt(backend, 1)  # told why, and what to do
     assert any("not approved" in r for r in second.rejected) and second.changed == []
     assert done.status == "stopped"
     events = agent.runtime.trace.list(kind="event") if agent.runtime.trace else []
     assert any(getattr(e, "kind", "") == "code.approval" for e in events)
 
 
+def test_a_rewritten_docstring_is_put_back(make_agent: MakeAgent, project: Path, paths: Paths,
+                                           settings: Settings) -> None:
+    """Changing the docstring's examples to match wrong code is editing the tests elsewhere."""
+    spec = '"""Add two numbers.\n\n    >>> add(2, 3)\n    5\n    """'
+    (project / "calc.py").write_text(f"def add(a, b):\n    {spec}\n    return a - b\n")
+    cheat = ('def add(a, b):\n    """Add two numbers.\n\n    >>> add(2, 3)\n    -1\n    """\n'
+             "    return a + b\n")
+    agent = make_agent(scripted([edit("calc.py", cheat)]))
+    done = execute(agent, agent.create(task_for(project)).id)
+    first = agent.iteration(done.id, 1)
+    assert done.status == "solved"
+    assert first.repaired == ["calc.py: the docstring of add kept as it was (docstrings are "
+                              "the specification)"]
+    assert "-1" not in agent.workspace(done).diff() and spec not in agent.workspace(done).diff()
+
+
 def test_a_rewrite_that_drops_an_imported_function_gets_it_back(
         make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
     partial = edit("calc.py", "def plus(a, b):\n    return a + b\n")
-    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [partial, edit("calc.py", FIXED)],
-                        "Reflection": [reflect()]})
+    backend = scripted([partial, edit("calc.py", FIXED, DIAGNOSIS)])
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=3))
     done = execute(agent, run.id)
@@ -109,9 +130,7 @@ def test_a_rewrite_that_drops_an_imported_function_gets_it_back(
                               "test_calc.py imports it)"]
     assert "+def plus(a, b):" in first.diff and "-def add" not in first.diff
     assert first.passed == 1  # collected and run, not an ImportError for the whole module
-    second_plan = " ".join(m.content for m in [
-        r for r in backend.requests if kind(r) == "Plan"][1].messages)
-    assert "put back: calc.py: add kept" in second_plan  # the next iteration is told
+    assert "put back: calc.py: add kept" in prompt(backend, 1)  # the next iteration is told
     assert done.status == "solved" and done.iterations == 2
 
 
@@ -119,7 +138,7 @@ def test_hanging_test_suite_is_a_clear_stop(make_agent: MakeAgent, project: Path
                                             paths: Paths, settings: Settings) -> None:
     (project / "test_hang.py").write_text("import time\n\n\ndef test_hang():\n"
                                           "    time.sleep(600)\n")
-    agent = make_agent(scripted({"Plan": [plan(["calc.py"])]}))
+    agent = make_agent(scripted([edit("calc.py", FIXED)]))
     run = agent.create(task_for(project, timeout_s=3))
     done = execute(agent, run.id)
     assert done.status == "failed" and done.stop_reason == "tests-hang"
@@ -129,24 +148,20 @@ def test_hanging_test_suite_is_a_clear_stop(make_agent: MakeAgent, project: Path
 def test_a_change_that_makes_things_worse_is_undone(make_agent: MakeAgent, project: Path,
                                                     paths: Paths, settings: Settings) -> None:
     broken = "def add(a, b):\n    return a +\n"  # breaks collection: test_zero fails too
-    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", broken),
-                                                              edit("calc.py", FIXED)],
-                        "Reflection": [reflect()]})
+    backend = scripted([edit("calc.py", broken), edit("calc.py", FIXED, DIAGNOSIS)])
     agent = make_agent(backend)
     run = agent.create(task_for(project, max_iterations=3))
     done = execute(agent, run.id)
     first, second = agent.iteration(run.id, 1), agent.iteration(run.id, 2)
     assert first.undone == "0 test(s) passed, 1 before" and not second.undone
     assert done.status == "solved" and done.iterations == 2
-    second_plan = " ".join(m.content for m in [
-        r for r in backend.requests if kind(r) == "Plan"][1].messages)
-    assert "made things worse" in second_plan
-    assert "return a +\n" not in second_plan.split("What the earlier")[0]  # files as before
-    assert "assert -1 == 5" in second_plan  # the test output of the files as they are now
+    repair = prompt(backend, 1)
+    assert "made things worse" in repair and "+    return a +" in repair  # its diff, shown
+    assert "return a +\n" not in repair.split("What the earlier")[0]  # files as before
     assert "-    return a - b\n+    return a + b" in second.diff  # built on the best state
-    writes = [r.params for r in backend.requests if kind(r) == "Edit"]
+    writes = [r.params for r in backend.requests]
     assert writes[0].temperature == 0.0  # the first try is greedy
-    assert writes[1].temperature > 0.0 and writes[1].seed != writes[0].seed  # a retry samples
+    assert writes[1].temperature >= 0.5 and writes[1].seed != writes[0].seed  # a retry samples
     assert "return a +\n" not in agent.workspace(done).diff()
     assert all("SyntaxError" not in m.text for m in agent.memory.list())
 
@@ -154,44 +169,52 @@ def test_a_change_that_makes_things_worse_is_undone(make_agent: MakeAgent, proje
 def test_a_stopped_run_leaves_its_best_state(make_agent: MakeAgent, project: Path,
                                              paths: Paths, settings: Settings) -> None:
     broken = "def add(a, b):\n    return a +\n"
-    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", broken)],
-                        "Reflection": [reflect()]})
-    agent = make_agent(backend)
+    agent = make_agent(scripted([edit("calc.py", broken)]))
     run = agent.create(task_for(project, max_iterations=2))
     done = execute(agent, run.id)
     assert done.status == "stopped"
     assert agent.workspace(done).diff() == ""  # nothing worse than the start is left to apply
 
 
-def test_a_success_pattern_is_recalled_for_a_similar_task_only(
+def test_a_success_pattern_is_recalled_for_the_same_task_only(
         vault: VaultHandle, embedder: TextEmbedder) -> None:
     memory = CodeMemory(MemoryStore(vault, embedder))
-    memory.learn_pattern("fix add so that it returns the sum of its two arguments",
-                         Plan(problem_type="bugfix", summary="return a + b, not a - b",
-                              files=["calc.py"]), ["calc.py"])
-    assert memory.patterns("fix add so that it returns the sum of its arguments")
-    # recency lifts a fresh memory's hybrid score; whether it is a hint is judged on meaning
-    assert not memory.patterns("write a function to find the volume of a triangular prism")
+    key = task_key({"test_calc.py": "def test_add():\n    assert add(2, 3) == 5\n"})
+    memory.learn_pattern("fix add so that it returns the sum of its two arguments", key,
+                         "-    return a - b\n+    return a + b\n")
+    assert memory.patterns("fix add so that it returns the sum of its arguments", key)
+    # the same words, other functions under test: a request worded alike is not a match
+    other = task_key({"test_words.py": "def test_split():\n    assert words('a b') == 2\n"})
+    assert not memory.patterns("fix add so that it returns the sum of its arguments", other)
+    assert not memory.patterns("write a function to find the volume of a triangular prism", key)
+
+
+def test_a_trivial_suite_teaches_no_pattern(make_agent: MakeAgent, project: Path, paths: Paths,
+                                            settings: Settings) -> None:
+    """One check is weak evidence: wrong code passing it must not become a 'success'."""
+    (project / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n"
+                                          "    assert add(2, 3) == 5\n")
+    agent = make_agent(scripted([edit("calc.py", "def add(a, b):\n    return 5\n")]))
+    done = execute(agent, agent.create(task_for(project)).id)
+    assert done.status == "solved" and done.checks == 1
+    assert not agent.memory.list(kind=PATTERN)
 
 
 def test_a_fix_that_worked_is_offered_when_the_same_error_comes_back(
         make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
-    first = scripted({"Plan": [plan(["calc.py"], "use + in add, not -")],
-                      "Edit": [edit("calc.py", WRONG), edit("calc.py", FIXED)],
-                      "Reflection": [reflect()]})
+    first = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED, "use + in add, not -")])
     agent = make_agent(first)
     assert execute(agent, agent.create(task_for(project)).id).status == "solved"
-    hint = "This error was seen before; the fix that worked then"
+    hint = "This kind of error was seen before"
     assert not any(hint in m.content for r in first.requests for m in r.messages)
-    # another task, same error: the baseline's failed assert has the learnt signature
-    second = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", FIXED)],
-                       "Reflection": [reflect()]})
+    # another task, same error: offered to the repair, never to the first attempt
+    second = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED, DIAGNOSIS)])
     agent = make_agent(second)
     run = agent.create(task_for(project, "make the sum in calc right"))
-    assert execute(agent, run.id).iterations == 1
-    prompt = " ".join(m.content for m in next(
-        r for r in second.requests if kind(r) == "Plan").messages)
-    assert hint in prompt and "use + in add, not -" in prompt.split(hint, 1)[1]
+    assert execute(agent, run.id).iterations == 2
+    assert hint not in prompt(second, 0)
+    repair = prompt(second, 1)
+    assert hint in repair and "use + in add, not -" in repair.split(hint, 1)[1]
 
 
 def _durable_cells(database: Path) -> list[bytes]:
@@ -216,12 +239,10 @@ def test_the_durable_database_holds_no_words_of_the_run(make_agent: MakeAgent, p
                                                          settings: Settings) -> None:
     """DBOS's database is plain SQLite outside the vault: only control data may go there."""
     secret = "the carry flag of zanzibar is inverted"
-    backend = scripted({"Plan": [plan(["calc.py"], summary=f"fix {secret}")],
-                        "Edit": [edit("calc.py", WRONG), edit("calc.py", FIXED)],
-                        "Reflection": [reflect(f"maybe {secret}")]})
+    backend = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED, f"maybe {secret}")])
     agent = make_agent(backend)
     done = execute(agent, agent.create(task_for(project)).id)
-    assert done.status == "solved" and agent.iteration(done.id, 1).hypothesis is not None
+    assert done.status == "solved" and agent.iteration(done.id, 2).hypothesis is not None
     cells = _durable_cells(paths.profile_dir(settings.profile) / "durable.sqlite")
     assert any(b"tokens" in cell for cell in cells)  # the scan does see step results
     for needle in (b"zanzibar", b"return a * b", b"def add"):

@@ -9,22 +9,24 @@ import sys
 import textwrap
 from pathlib import Path
 
-from agent_helpers import BUGGY, FIXED, SANDBOXES, WRONG, edit, kind, plan, reflect, scripted
+import pytest
+from agent_helpers import BUGGY, FIXED, SANDBOXES, WRONG, edit, prompt, scripted
 from click.testing import CliRunner
 
 from smallhold.apps.code import APP
 from smallhold.apps.code.agent import Agent, execute
+from smallhold.apps.code.errors import RunFormatError
 from smallhold.cli import main
 from smallhold.kit import Home, Overrides, ScriptedIO
 
 HERE = Path(__file__).parent
 
-# A process that starts a run and dies by SIGKILL when the model is asked to reflect.
+# A process that starts a run and dies by SIGKILL when the model is asked for its repair.
 DOOMED = textwrap.dedent("""
     import os, signal, sys
     import importlib.util
     sys.path[:0] = [{here!r}]
-    from agent_helpers import WRONG, edit, plan, scripted, task_for
+    from agent_helpers import WRONG, edit, scripted, task_for
     spec = importlib.util.spec_from_file_location("root_conftest", {tests!r} + "/conftest.py")
     root_conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(root_conftest)
@@ -37,10 +39,10 @@ DOOMED = textwrap.dedent("""
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
 
-    backend = scripted({{"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", WRONG)]}})
+    backend = scripted([edit("calc.py", WRONG)])
     inner = backend._reply
     def reply(request):
-        if (request.params.json_schema or {{}}).get("title") == "Reflection":
+        if "Diagnosis:" in request.messages[-1].content:  # iteration 2 asks for a repair
             print(run.id, flush=True)
             die()
         return inner(request)
@@ -69,8 +71,7 @@ def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: P
                                                       monkeypatch, embedder) -> None:
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     run_id = _kill_mid_run(project, tmp_path)
-    backend = scripted({"Plan": [plan(["calc.py"])], "Edit": [edit("calc.py", FIXED)],
-                        "Reflection": [reflect()]})
+    backend = scripted([edit("calc.py", FIXED, "add multiplies")])
     overrides = Overrides(backend=backend, embedder=embedder, io=ScriptedIO())
     with Home.open(app=APP, overrides=overrides) as home:
         agent = Agent.on(home, sandboxes=SANDBOXES)
@@ -78,10 +79,10 @@ def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: P
         assert before.status == "running" and agent.iteration(run_id, 1).changed == ["calc.py"]
         assert WRONG in agent.workspace(before).read("calc.py")
         done = execute(agent, run_id, resume=True)
-        asked = [kind(r) for r in backend.requests]
         assert done.status == "solved" and done.iterations == 2
-        # iteration 1's plan, edit and test were checkpointed: only what was left ran
-        assert asked == ["Reflection", "Plan", "Edit"]
+        # iteration 1's write, apply and test were checkpointed: only the repair was asked
+        assert len(backend.requests) == 1 and "Diagnosis:" in prompt(backend, 0)
+        assert "add(2, 3) returned 6" in prompt(backend, 0)
     assert (project / "calc.py").read_text() == BUGGY
 
     runner = CliRunner()
@@ -94,6 +95,22 @@ def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: P
     applied = runner.invoke(main, ["code", "apply", run_id])
     assert applied.exit_code == 0, applied.output
     assert (project / "calc.py").read_text() == FIXED
+
+
+def test_a_run_of_the_older_loop_is_refused_with_what_to_do(project: Path, embedder) -> None:
+    """Format 1 planned and reflected in steps of their own: DBOS would replay its
+    checkpoints against steps that no longer line up, so it is refused, not resumed."""
+    overrides = Overrides(backend=scripted([edit("calc.py", FIXED)]), embedder=embedder,
+                          io=ScriptedIO())
+    with Home.open(app=APP, overrides=overrides) as home:
+        agent = Agent.on(home, sandboxes=SANDBOXES)
+        from agent_helpers import task_for
+
+        old = agent.create(task_for(project)).model_copy(update={"format": 1})
+        agent.save(old)
+        with pytest.raises(RunFormatError, match=r"older smallhold .* code diff"):
+            execute(agent, old.id, resume=True)
+        assert agent.run(old.id).status == "running"  # kept, for `code diff`
 
 
 def flat(text: str) -> str:

@@ -1,4 +1,10 @@
-"""The agent loop as a DBOS workflow: baseline, then plan → write → apply → test → reflect.
+"""The agent loop as a DBOS workflow: baseline, then write → apply → test (→ undo) per iteration.
+
+The first iteration writes the change directly and greedily, as one careful single attempt
+would; planning and reflecting first lost to a plain single shot (issue 27). Each later
+iteration is a repair: one sampled call that reads the failing check's expected and actual
+values (:mod:`.evidence`), states a diagnosis and writes the corrected files. The diagnosis
+joins the run's hypothesis ledger, and the next tests judge it.
 
 Each phase of each iteration is a DBOS step. A step's full output (plans, file contents,
 test output) goes to the encrypted vault; what DBOS checkpoints is only the small control
@@ -18,19 +24,20 @@ stores of them.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dbos import DBOS, DBOSConfiguredInstance, SetWorkflowID
 
 from smallhold import durable
-from smallhold.apps.code import approval, edits, prompts, reflection
+from smallhold.apps.code import approval, edits, evidence, prompts, reflection
 from smallhold.apps.code.breaker import Budget, Outcome, Stop, should_stop
+from smallhold.apps.code.docstrings import keep_docstrings
 from smallhold.apps.code.errors import (
     EditFormatError,
     ProjectError,
@@ -38,16 +45,24 @@ from smallhold.apps.code.errors import (
     RunNotFoundError,
 )
 from smallhold.apps.code.imports import LostName, lost_names, restore
-from smallhold.apps.code.memory import CodeMemory, render_hints, short_term
+from smallhold.apps.code.memory import (
+    MIN_CHECKS,
+    CodeMemory,
+    checks,
+    render_hints,
+    short_term,
+    task_key,
+)
 from smallhold.apps.code.models import Edit, FileChange, Iteration, Plan, Proposal, Run, Task
+from smallhold.apps.code.reflection import Hypothesis
 from smallhold.apps.code.safety import review
 from smallhold.apps.code.sandbox import Limits, Runner, SandboxFactory, bubblewrap
 from smallhold.apps.code.signatures import signature_of
 from smallhold.apps.code.testing import TestReport, run_tests
 from smallhold.apps.code.workspace import Workspace, safe_relative
-from smallhold.errors import ConfigError, RecordNotFoundError, StructuredOutputError
+from smallhold.errors import ConfigError, RecordNotFoundError
 from smallhold.kit import Home
-from smallhold.runtime import Completion, GenerationParams, Message, Runtime, generate_structured
+from smallhold.runtime import GenerationParams, Message, Runtime
 from smallhold.store.collections import Collection
 from smallhold.store.handle import VaultHandle
 from smallhold.store.memory.store import MemoryStore
@@ -55,9 +70,14 @@ from smallhold.store.memory.store import MemoryStore
 RUNS = "code_runs"
 ITERATIONS = "code_iterations"
 PROPOSALS = "code_proposals"  # the vetted changes of an iteration, between write and apply
-PLAN_PARAMS = GenerationParams(max_tokens=400, temperature=0.2, seed=7)
-EDIT_PARAMS = GenerationParams(max_tokens=2048, temperature=0.2, seed=7)
-REFLECT_PARAMS = GenerationParams(max_tokens=500, temperature=0.3, seed=7)
+EDIT_PARAMS = GenerationParams(max_tokens=2048, temperature=0.0, seed=7)
+# Retries sample. At 0.2 they came out byte-identical to the greedy answer (min-p 0.05 and
+# top-k 40 leave one token standing almost everywhere at that temperature): 14 of 18 retries
+# changed nothing. At 0.7 a retry is a different attempt that still follows the prompt.
+RETRY_TEMPERATURE = 0.7
+# The loop's shape, kept in each run: a run written by another shape (format 1 planned and
+# reflected in steps of their own) cannot be resumed by this workflow, whose steps differ.
+LOOP_FORMAT = 2
 Notify = Callable[[str], None]
 
 
@@ -145,40 +165,23 @@ class Agent:
 
     # -- model calls ------------------------------------------------------------------------
 
-    def ask(self, run: Run, messages: list[Message], output: type[Any],
-            params: GenerationParams) -> tuple[Any | None, int, str]:
-        """(the structured reply or None, tokens spent, why it could not be read)."""
-        spent = 0
-
-        def call(history: list[Message], p: GenerationParams) -> Completion:
-            nonlocal spent
-            done = self.runtime.chat(history, model=run.task.model, params=p, app="code",
-                                     session=f"code-{run.id}")
-            spent += done.usage.prompt_tokens + done.usage.completion_tokens
-            return done
-
-        try:
-            return generate_structured(call, messages, output, params=params,
-                                       retries=2), spent, ""
-        except StructuredOutputError as exc:
-            return None, spent, str(exc)
-
     def ask_edit(self, run: Run, messages: list[Message], params: GenerationParams,
-                 retries: int = 2) -> tuple[Edit | None, int, str]:
-        """The edit in the fenced-file format; a reply it cannot read goes back with why."""
+                 retries: int = 2) -> tuple[Edit | None, int, str, str]:
+        """(the edit in the fenced-file format or None, tokens spent, why it could not be
+        read, the reply's text); a reply it cannot read goes back with why."""
         spent, history, problem = 0, list(messages), ""
         for _attempt in range(retries + 1):
             done = self.runtime.chat(history, model=run.task.model, params=params, app="code",
                                      session=f"code-{run.id}")
             spent += done.usage.prompt_tokens + done.usage.completion_tokens
             try:
-                return edits.parse_edit(done.text), spent, ""
+                return edits.parse_edit(done.text), spent, "", done.text
             except EditFormatError as exc:
                 problem = str(exc)
                 history = [*history, Message(role="assistant", content=done.text),
                            Message(role="user", content=f"I could not read that: {problem}. "
                                                         f"{edits.INSTRUCTIONS}")]
-        return None, spent, f"no readable edit after {retries + 1} tries; {problem}"
+        return None, spent, f"no readable edit after {retries + 1} tries; {problem}", ""
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -186,10 +189,16 @@ class Agent:
         run_id = f"r{time.strftime('%Y%m%d')}-{uuid.uuid4().hex[:8]}"
         folder = self.runs_dir / run_id
         workspace = Workspace.create(Path(task.project), folder / "work")
+        tests = _test_sources(workspace)
         run = Run(id=run_id, task=task.model_copy(update={"project": str(workspace.project)}),
-                  workspace=str(workspace.path), started_at=self.clock())
+                  workspace=str(workspace.path), started_at=self.clock(), format=LOOP_FORMAT,
+                  key=task_key(tests), checks=checks(tests))
         self.save(run)
         return run
+
+
+def _test_sources(ws: Workspace) -> dict[str, str]:
+    return {f: ws.read(f) for f in ws.files() if f.endswith(".py") and _test_file(f)}
 
 
 def _read_files(ws: Workspace) -> tuple[list[str], dict[str, str]]:
@@ -233,15 +242,18 @@ def worse(it: Iteration, before: Standing) -> str:
 def sampling(params: GenerationParams, number: int) -> GenerationParams:
     """``params`` as iteration ``number`` uses them. The first try is greedy: a small model's
     most likely answer is its best single answer (pass@1 is measured greedy). A retry is
-    sampled, with a seed of its own, so that when the new prompt differs little from the
-    last (the same failure again) the answer can still differ."""
+    sampled at :data:`RETRY_TEMPERATURE` with a seed of its own, so that a repair is a new
+    attempt even when its prompt differs little from the last one's."""
     if number == 1:
         return params.model_copy(update={"temperature": 0.0})
-    return params.model_copy(update={"seed": (params.seed or 0) + number})
+    return params.model_copy(update={"temperature": RETRY_TEMPERATURE,
+                                     "seed": (params.seed or 0) + number})
 
 
 def _hints(agent: Agent, run: Run, tail: str) -> str:
-    patterns = agent.memory.patterns(run.task.description)
+    """Memories for a repair: a solution of a task that tests the same functions, and the
+    fix of an error of this shape."""
+    patterns = agent.memory.patterns(run.task.description, run.key) if run.key else []
     failures = []
     sig = signature_of(tail) if tail else None
     if sig is not None:
@@ -257,6 +269,11 @@ def _report_into(it: Iteration, report: TestReport) -> None:
     it.signature_key = report.signature.key if report.signature else (
         "timeout" if report.timed_out else None)
     it.contained = list(report.contained)
+    it.explained = evidence.explain(report.output)
+    # the breaker's "same failure" is the same check failing with the same values; the
+    # signature blanks values out (right for memory), so every wrong answer looked alike
+    it.failure_key = hashlib.sha256(it.explained.encode()).hexdigest()[:16] \
+        if it.explained else it.signature_key
 
 
 # -- what the steps hand back to the workflow (all DBOS keeps of them) -------------------
@@ -267,12 +284,6 @@ class Baseline:
     ok: bool
     timed_out: bool
     summary: str
-
-
-@dataclass(frozen=True)
-class Planned:
-    planned: bool
-    tokens: int
 
 
 @dataclass(frozen=True)
@@ -288,12 +299,6 @@ class Applied:
 
 
 @dataclass(frozen=True)
-class Reflected:
-    tokens: int
-    chose: bool
-
-
-@dataclass(frozen=True)
 class Finished:
     status: str
 
@@ -306,36 +311,25 @@ def baseline(agent: Agent, run_id: str) -> Baseline:
     report = agent.test(run)
     run.baseline_passed, run.baseline_failed = report.passed, report.failed + report.errors
     run.baseline_summary, run.baseline_tail = report.summary, "" if report.ok else report.tail()
+    run.baseline_explained = evidence.explain(report.output)
     agent.save(run)
     return Baseline(report.passed, report.ok, report.timed_out, report.summary)
 
 
-def _plan_prompt(agent: Agent, run: Run, number: int) -> list[Message]:
-    """The planning conversation of iteration ``number``; the write step rebuilds it to the
-    same text, so its KV cache prefix is reused."""
+def _messages(agent: Agent, run: Run, number: int) -> list[Message]:
+    """Iteration ``number``'s conversation: the direct write first, a repair after."""
     ws = agent.workspace(run)
-    history = agent.history(run.id, number)
-    last = history[-1] if history else None
-    now = standing(run, history)
-    tail = last.test_tail if last is not None and not last.undone else now.tail
     tree, files = _read_files(ws)
-    return prompts.plan_messages(run.task, files, tree, short_term(history),
-                                 _hints(agent, run, tail), run.hypotheses, last,
-                                 now=(now.summary, now.tail))
-
-
-def plan(agent: Agent, run_id: str, number: int) -> Planned:
-    run = agent.run(run_id)
-    agent.notify(f"iteration {number}: planning")
-    it = Iteration(run_id=run_id, number=number)
-    started = time.perf_counter()
-    it.plan, tokens, problem = agent.ask(run, _plan_prompt(agent, run, number), Plan,
-                                         sampling(PLAN_PARAMS, number))
-    if it.plan is None:
-        it.rejected.append(f"the model's plan could not be read: {problem}")
-    it.tokens, it.seconds = tokens, time.perf_counter() - started
-    agent.put(it)
-    return Planned(it.plan is not None, tokens)
+    if number == 1:
+        before = "" if not run.baseline_summary or run.baseline_tail == "" else \
+            prompts.test_output(run.baseline_summary, run.baseline_explained, run.baseline_tail)
+        return prompts.write_messages(run.task, files, tree, before)
+    history = agent.history(run.id, number)
+    last = history[-1]
+    failing = prompts.test_output(last.test_summary, last.explained, last.test_tail)
+    return prompts.repair_messages(run.task, files, tree, short_term(history),
+                                   _hints(agent, run, last.test_tail), run.hypotheses, last,
+                                   failing)
 
 
 def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
@@ -358,6 +352,12 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
             continue
         accepted.append(FileChange(path=rel, content=change.content))
     python = {f: ws.read(f) for f in existing if f.endswith(".py")}
+    for change in accepted:
+        if change.path in python and not _test_file(change.path):
+            change.content, kept = keep_docstrings(python[change.path], change.content)
+            if kept:
+                it.repaired.append(f"{change.path}: the docstring of {', '.join(kept)} kept "
+                                   "as it was (docstrings are the specification)")
     lost_by_module: dict[str, list[LostName]] = {}
     for lost in lost_names(python, {c.path: c.content for c in accepted}):
         lost_by_module.setdefault(lost.module, []).append(lost)
@@ -385,19 +385,28 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
 
 def write(agent: Agent, run_id: str, number: int) -> Written:
     run = agent.run(run_id)
-    it = agent.iteration(run_id, number)
-    if it.plan is None:
-        return Written(0, 0)
-    agent.notify(f"iteration {number}: writing {', '.join(it.plan.files)}")
+    it = Iteration(run_id=run_id, number=number)
+    agent.notify(f"iteration {number}: " + ("writing the change" if number == 1 else
+                                            "repairing what the tests showed"))
     started = time.perf_counter()
-    messages = prompts.edit_messages(run.task, _plan_prompt(agent, run, number), it.plan)
-    params = sampling(EDIT_PARAMS, number)
-    edit, tokens, problem = agent.ask_edit(run, messages, params)
-    proposed = _vet(agent, run, agent.workspace(run), edit, it) if edit else []
+    edit, tokens, problem, reply = agent.ask_edit(run, _messages(agent, run, number),
+                                                  sampling(EDIT_PARAMS, number))
     if edit is None:
         it.rejected.append(f"the model's edit could not be read: {problem}")
-    it.tokens += tokens
-    it.seconds += time.perf_counter() - started
+        proposed: list[FileChange] = []
+    else:
+        stated = prompts.diagnosis(reply) if number > 1 else ""
+        summary = stated or ("the change written directly" if number == 1 else
+                             "a repair (no diagnosis stated)")
+        it.plan = Plan(problem_type="other", summary=summary,
+                       files=[c.path for c in edit.changes][:3])
+        if stated:
+            it.hypothesis = Hypothesis(text=stated[:reflection.TEXT_CHARS])
+            run.hypotheses.append(reflection.Tried(iteration=number, text=it.hypothesis.text,
+                                                   status="open"))
+            agent.save(run)
+        proposed = _vet(agent, run, agent.workspace(run), edit, it)
+    it.tokens, it.seconds = tokens, time.perf_counter() - started
     agent.put(it)
     agent.proposals.put(Proposal(changes=proposed), f"{run_id}:{number}")
     return Written(len(proposed), tokens)
@@ -415,7 +424,7 @@ def apply(agent: Agent, run_id: str, number: int) -> Applied:
     before = ws.commit("(nothing pending)")
     it.parent = before
     it.changed = [c.path for c in changes if ws.write(c.path, c.content)]
-    summary = it.plan.summary if it.plan else "no plan"
+    summary = it.plan.summary if it.plan else "no edit"
     it.commit = ws.commit(f"iteration {number}: {summary}"[:200])
     it.diff = ws.diff(before) if it.changed else ""
     agent.put(it)
@@ -437,10 +446,10 @@ def test(agent: Agent, run_id: str, number: int) -> Outcome:
     agent.put(it)
     previous = standing(run, agent.history(run_id, number)).passed
     ledger = run.hypotheses
-    if ledger and ledger[-1].status == "open":  # this iteration tested that hypothesis
+    if ledger and ledger[-1].status == "open" and ledger[-1].iteration == number:
         ledger[-1] = reflection.judge(ledger[-1], previous, it.passed, it.ok)
         agent.save(run)
-    return Outcome(it.passed, it.ok, it.signature_key, it.tokens, it.seconds)
+    return Outcome(it.passed, it.ok, it.failure_key, it.tokens, it.seconds)
 
 
 def undo(agent: Agent, run_id: str, number: int) -> bool:
@@ -459,47 +468,21 @@ def undo(agent: Agent, run_id: str, number: int) -> bool:
     return bool(it.undone)
 
 
-def reflect(agent: Agent, run_id: str, number: int) -> Reflected:
-    run = agent.run(run_id)
-    it = agent.iteration(run_id, number)
-    agent.notify(f"iteration {number}: reflecting on {it.test_summary}")
-    found, tokens, _problem = agent.ask(run, prompts.reflect_messages(
-        run.task, it, run.hypotheses, _hints(agent, run, it.test_tail)), reflection.Reflection,
-        REFLECT_PARAMS)
-    if found is None:
-        it.tokens += tokens
-        agent.put(it)
-        return Reflected(tokens, False)
-    chosen = reflection.choose(found, run.hypotheses)
-    it.reflection, it.hypothesis, it.tokens = found, chosen, it.tokens + tokens
-    agent.put(it)
-    if chosen is not None:
-        run.hypotheses.append(reflection.Tried(iteration=number, text=chosen.text,
-                                               status="open"))
-        agent.save(run)
-    # DBOS keeps step results in its own database, outside the vault: counts only, never
-    # the model's words about the user's code.
-    return Reflected(tokens, chosen is not None)
-
-
 def _learn(agent: Agent, run: Run, iterations: list[Iteration]) -> None:
-    """Success patterns from a solved run; for each error that went away, the fix."""
-    if run.status == "solved":
-        final = next((it for it in reversed(iterations) if it.plan), None)
-        changed = sorted({c for it in iterations for c in it.changed})
-        if final is not None and final.plan is not None:
-            agent.memory.learn_pattern(run.task.description, final.plan, changed)
+    """A solved run's change, when its tests were evidence enough; for each error that went
+    away, the diagnosis that removed it."""
+    if run.status == "solved" and run.checks >= MIN_CHECKS and run.key:
+        diff = agent.workspace(run).diff()
+        if diff:
+            agent.memory.learn_pattern(run.task.description, run.key, diff)
     for before, after in itertools.pairwise(iterations):
         if before.undone:  # its error went away by the rollback, not by the next change
             continue
         if before.signature and before.signature_key != after.signature_key and \
                 (after.ok or after.passed > before.passed):
             sig = signature_of(before.test_tail)
-            if sig is not None and after.plan is not None:
-                fix = after.plan.summary
-                if after.hypothesis is None and before.hypothesis is not None:
-                    fix = f"{before.hypothesis.text} -> {fix}"
-                agent.memory.learn_fix(sig, fix)
+            if sig is not None and after.hypothesis is not None:
+                agent.memory.learn_fix(sig, after.hypothesis.text)
 
 
 def finish(agent: Agent, run_id: str, reason: str, detail: str) -> Finished:
@@ -541,10 +524,6 @@ class AgentLoop(DBOSConfiguredInstance):
         return baseline(self.agent, run_id)
 
     @DBOS.step()
-    def plan_step(self, run_id: str, number: int) -> Planned:
-        return plan(self.agent, run_id, number)
-
-    @DBOS.step()
     def write_step(self, run_id: str, number: int) -> Written:
         return write(self.agent, run_id, number)
 
@@ -559,10 +538,6 @@ class AgentLoop(DBOSConfiguredInstance):
     @DBOS.step()
     def undo_step(self, run_id: str, number: int) -> bool:
         return undo(self.agent, run_id, number)
-
-    @DBOS.step()
-    def reflect_step(self, run_id: str, number: int) -> Reflected:
-        return reflect(self.agent, run_id, number)
 
     @DBOS.step()
     def finish_step(self, run_id: str, reason: str, detail: str) -> Finished:
@@ -585,8 +560,7 @@ class AgentLoop(DBOSConfiguredInstance):
         outcomes: list[Outcome] = []
         stop: Stop | None = None
         for number in range(1, task.max_iterations + 1):
-            if self.plan_step(run_id, number).planned:
-                self.write_step(run_id, number)
+            self.write_step(run_id, number)
             self.apply_step(run_id, number)
             tested = self.test_step(run_id, number)
             outcomes.append(tested)
@@ -596,8 +570,6 @@ class AgentLoop(DBOSConfiguredInstance):
             stop = should_stop(outcomes, budget, baseline_passed=base.passed)
             if stop is not None:
                 break
-            reflected = self.reflect_step(run_id, number)
-            outcomes[-1] = replace(outcomes[-1], tokens=outcomes[-1].tokens + reflected.tokens)
         if stop is None:
             stop = Stop("iterations", f"{len(outcomes)} iterations without passing")
         return self.finish_step(run_id, stop.reason, stop.detail)
@@ -614,6 +586,11 @@ def execute(agent: Agent, run_id: str, *, resume: bool = False) -> Run:
     run = agent.run(run_id)
     if resume and run.status != "running":
         return run
+    if run.format != LOOP_FORMAT:
+        raise RunFormatError(
+            f"run {run_id} was started by an older smallhold (loop format {run.format}) and "
+            f"cannot be resumed by this one; `smallhold code diff {run_id}` still shows what "
+            "it did, or start the task again.")
     if agent.home is None:
         raise ConfigError("this agent has no home to launch durable runs on; build it "
                           "with Agent.on(home)")

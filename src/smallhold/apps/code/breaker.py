@@ -1,9 +1,10 @@
 """When the agent loop stops: pure decisions over what the iterations so far produced.
 
-The loop stops with a reason the user can read: solved; the same failure signature came
-back N times in a row (the model is stuck); the passing count did not rise for N iterations
-(no progress); the wall-clock, token or iteration budget is spent. Circuit breaking here
-means that: a failing loop is cut off early, and the reason names the evidence.
+The loop stops with a reason the user can read: solved; the same failure came back N times
+in a row, the same check with the same wrong values (the model is stuck); the passing count
+did not rise for N iterations (no progress); the wall-clock, token or iteration budget is
+spent. Circuit breaking here means that: a failing loop is cut off early, and the reason
+names the evidence.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 class Budget:
     max_iterations: int = 5
     same_failure: int = 3
-    no_progress: int = 3
+    # Four, not three: retries are sampled attempts, and a one-test task (all of MBPP) shows
+    # no progress until it is solved, so three cut every such run at its third try.
+    no_progress: int = 4
     seconds: float = 1800.0
     tokens: int = 200_000
 

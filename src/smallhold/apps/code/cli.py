@@ -187,7 +187,7 @@ def runs(as_json: bool, profile: str) -> None:
 @profile_opt
 @handle_errors
 def show(run_id: str, as_json: bool, profile: str) -> None:
-    """Every iteration of RUN_ID: plan, changes, tests, hypothesis."""
+    """Every iteration of RUN_ID: its approach or diagnosis, changes, tests, what failed."""
     with _agent(profile, quiet=True) as agent:
         run = agent.run(run_id)
         iterations = agent.history(run.id, run.iterations + 1)
@@ -199,14 +199,16 @@ def show(run_id: str, as_json: bool, profile: str) -> None:
         console.print(f"[bold]{run.id}[/bold] {run.status}: {run.stop_detail or ''}")
         for it in iterations:
             console.print(f"\n[bold]iteration {it.number}[/bold] "
-                          f"{it.plan.summary if it.plan else '(no plan)'}")
+                          f"{it.plan.summary if it.plan else '(no edit)'}")
             for line in (*(f"changed {c}" for c in it.changed),
                          *(f"not applied: {r}" for r in it.rejected),
                          *(f"put back: {r}" for r in it.repaired),
                          f"tests: {it.test_summary}",
+                         *(f"  {x}" for x in it.explained.splitlines()[:6]),
                          *([f"undone: {it.undone}"] if it.undone else []),
                          *(f"sandbox: {c}" for c in it.contained),
-                         *([f"next hypothesis: {it.hypothesis.text}"] if it.hypothesis else [])):
+                         *([f"next hypothesis: {it.hypothesis.text}"]
+                           if it.hypothesis and it.reflection else [])):
                 console.print(f"  {line}", markup=False)
 
 

@@ -74,8 +74,10 @@ class Iteration(BaseModel):
     signature: str | None = None
     signature_key: str | None = None
     contained: list[str] = []
-    reflection: Reflection | None = None
-    hypothesis: Hypothesis | None = None
+    explained: str = ""  # the failing checks, expected against actual (.evidence)
+    failure_key: str | None = None  # the exact failure, for the breaker's "same failure"
+    reflection: Reflection | None = None  # format 1 only: a reflection step of its own
+    hypothesis: Hypothesis | None = None  # the diagnosis this iteration acted on
     tokens: int = 0
     seconds: float = 0.0
 
@@ -84,13 +86,17 @@ class Run(BaseModel):
     id: str
     task: Task
     workspace: str
+    format: int = 1  # the loop's shape that started the run (agent.LOOP_FORMAT)
+    key: str = ""  # what the tests ask of the code (memory.task_key), for recall
+    checks: int = 0  # how many checks the tests hold: the evidence a success rests on
     status: Literal["running", "solved", "stopped", "failed"] = "running"
     stop_reason: str | None = None
     stop_detail: str | None = None
     baseline_passed: int = 0
     baseline_failed: int = 0
     baseline_summary: str = ""
-    baseline_tail: str = ""  # the failures the first plan starts from
+    baseline_tail: str = ""  # the failures the first attempt starts from
+    baseline_explained: str = ""
     iterations: int = 0
     hypotheses: list[Tried] = []
     started_at: float

@@ -1,7 +1,11 @@
 """The agent's prompts: pure functions from what is known to chat messages.
 
-The stable part (the role and the rules) comes first so the KV cache keeps it between
-calls; the project's files, the memories and the last test output follow, newest last.
+There are two. The first iteration asks for the change directly, the way one careful single
+attempt would (task, files, the tests' failures, write the files): planning and reflecting
+first made that attempt worse than a plain single shot. Every later iteration is a repair:
+the files as they stand, what the failing check shows (expected against actual, not the raw
+tail), what was tried, and one line of diagnosis before the corrected files, in one call.
+The stable part (the role) comes first so the KV cache keeps it between calls.
 """
 
 from __future__ import annotations
@@ -9,15 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from smallhold.apps.code import edits
-from smallhold.apps.code.models import Iteration, Plan, Task
-from smallhold.apps.code.reflection import MAX_HYPOTHESES, Tried
+from smallhold.apps.code.models import Iteration, Task
+from smallhold.apps.code.reflection import Tried
 from smallhold.runtime import Message
-from smallhold.runtime.structured import schema_instruction
 
 SYSTEM = (
     "You are a careful Python engineer working on a copy of the user's project. You change "
     "as little as needed to make the task's tests pass, keep the project's style, and never "
     "weaken or delete a test to make it pass. Code runs in a sandbox without network.")
+DIAGNOSIS = "Diagnosis:"
+TAIL_SHOWN = 1_500  # characters of raw test output beside the explained failures
 FILE_BUDGET = 12_000  # characters of file contents shown in one prompt
 
 
@@ -44,82 +49,81 @@ def _rules(task: Task) -> str:
         rules.append("You may change only: " + ", ".join(task.editable) + ".")
     elif not task.edit_tests:
         rules.append("Do not change existing test files; you may add new ones.")
+    rules.append("Keep the existing docstrings and function signatures: they are the "
+                 "specification.")
     return " ".join(rules)
 
 
-def _context(history: str, hints: str, ledger: Sequence[Tried], last: Iteration | None,
-             now: tuple[str, str]) -> str:
-    parts = []
-    if history:
-        parts.append(f"What the earlier iterations did:\n{history}")
-    refuted = [t for t in ledger if t.status == "refuted"]
-    if refuted:
-        parts.append("Hypotheses already tested and refuted (do not try them again):\n" +
-                     "\n".join(f"- {t.text} ({t.evidence})" for t in refuted))
-    if hints:
-        parts.append(hints)
-    summary, tail = now
-    if last is not None and last.undone:
-        parts.append(f"Iteration {last.number}'s change made things worse ({last.undone}) "
-                     "and was undone: the files above are as they were before it.")
-    if last is None or last.undone:
-        if tail:
-            when = "before any change" if last is None else "of the files as they are now"
-            parts.append(f"Test output {when} ({summary}):\n```\n{tail}\n```")
-    else:
-        parts.append(f"Test output of the last iteration ({last.test_summary}):\n"
-                     f"```\n{last.test_tail}\n```")
-    if last is not None and last.hypothesis:
-        parts.append(f"Hypothesis to act on now: {last.hypothesis.text}")
-    return "\n\n".join(parts)
+def test_output(summary: str, explained: str, tail: str) -> str:
+    """A test run for the prompt: the explained failures, else the raw tail (a collection
+    error, another runner), with the summary line."""
+    if explained:
+        return f"{summary}\n{explained}"
+    shown = tail if len(tail) <= TAIL_SHOWN * 2 else "..." + tail[-TAIL_SHOWN * 2:]
+    return f"{summary}\n```\n{shown}\n```" if shown else summary
 
 
-def plan_messages(task: Task, files: dict[str, str], tree: Sequence[str], history: str,
-                  hints: str, ledger: Sequence[Tried], last: Iteration | None,
-                  now: tuple[str, str] = ("", "")) -> list[Message]:
-    """The planning conversation. ``now`` is the (summary, output) of the tests on the files
-    as shown: the baseline before the first change, the best state after an undone one.
-    Before the first change the baseline's failures are the most telling thing the model
-    can see, so they stand where later test output will."""
+def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
+                   baseline: str) -> list[Message]:
+    """The first iteration: the change asked for directly. ``baseline`` is the tests'
+    output before any change (:func:`test_output`), the most telling thing there is."""
     user = "\n\n".join(p for p in [
         f"Task: {task.description}",
         f"Project files: {', '.join(tree)}",
         show_files(files),
-        _context(history, hints, ledger, last, now),
+        f"The tests before any change: {baseline}" if baseline else "",
         _rules(task),
-        "Plan the next change: the problem type, the approach in one or two sentences, and "
-        "only the files it must edit or create (usually one; each listed file is rewritten "
-        "whole, so leave out files that stay as they are).",
+        f"Write the change that does the task. {edits.INSTRUCTIONS}",
     ] if p)
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
 
-def edit_messages(task: Task, plan_prompt: Sequence[Message], plan: Plan) -> list[Message]:
-    """The plan's conversation continued: the same prefix, so the KV cache of the planning
-    call is reused and the files are not read (prefilled) a second time."""
-    user = " ".join(p for p in [
-        f"Plan accepted: {plan.summary}",
-        "Now write the change to " + ", ".join(plan.files) + ".",
-        _rules(task),
-        edits.INSTRUCTIONS,
-    ] if p)
-    return [*plan_prompt, Message(role="system", content=schema_instruction(Plan)),
-            Message(role="assistant", content=plan.model_dump_json()),
-            Message(role="user", content=user)]
+def _refused_tests(last: Iteration) -> str:
+    tests = [r for r in last.rejected if "test" in r and ("existing test" in r or
+                                                           "not one of the files" in r)]
+    if not tests:
+        return ""
+    return ("Your last reply tried to change a test (" + "; ".join(tests) + "). Tests are "
+            "never changed to pass: change the code so that the failing check passes as it "
+            "is written.")
 
 
-def reflect_messages(task: Task, it: Iteration, ledger: Sequence[Tried], hints: str
-                     ) -> list[Message]:
-    tried = "\n".join(f"- {t.text}: {t.status} ({t.evidence})" for t in ledger)
-    user = "\n\n".join(p for p in [
+def repair_messages(task: Task, files: dict[str, str], tree: Sequence[str], history: str,
+                    hints: str, ledger: Sequence[Tried], last: Iteration,
+                    failing: str) -> list[Message]:
+    """A later iteration: fix what ``failing`` (the last tests' output, explained) shows.
+    ``last`` is the previous iteration; when it was undone the files are as before it, and
+    its diff is shown so the model knows what not to write again."""
+    refuted = [t for t in ledger if t.status == "refuted"]
+    parts = [
         f"Task: {task.description}",
-        f"The change ({it.plan.summary if it.plan else 'none'}) gave: {it.test_summary}",
-        f"```\n{it.test_tail}\n```",
-        f"Diff of the change:\n```diff\n{it.diff[-3000:]}\n```" if it.diff else "",
-        f"Hypotheses tried so far:\n{tried}" if tried else "",
+        f"Project files: {', '.join(tree)}",
+        show_files(files),
+        f"What the earlier iterations did:\n{history}" if history else "",
+        "Diagnoses already acted on without success (look for another cause):\n" +
+        "\n".join(f"- {t.text} ({t.evidence})" for t in refuted) if refuted else "",
         hints,
-        "Why do the tests still fail? Give a one-sentence diagnosis and up to "
-        f"{MAX_HYPOTHESES} different hypotheses, each with what the test expects and why, and "
-        "how confident you are (0 to 1).",
-    ] if p)
+    ]
+    if last.undone:
+        parts.append(f"Iteration {last.number}'s change made things worse ({last.undone}) and "
+                     f"was undone; the files above are as they were before it. Its diff:\n"
+                     f"```diff\n{last.diff[-2000:]}\n```")
+    parts += [
+        _refused_tests(last),
+        f"The tests after iteration {last.number}: {failing}",
+        _rules(task),
+        f"First write one line starting `{DIAGNOSIS}` that says what in the code is wrong, "
+        "reading the failing check above (what it returned against what the test expects). "
+        f"Then write the corrected file(s). {edits.INSTRUCTIONS}",
+    ]
+    user = "\n\n".join(p for p in parts if p)
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+
+
+def diagnosis(reply: str) -> str:
+    """The reply's ``Diagnosis:`` line (without the label), or empty."""
+    for line in reply.splitlines():
+        text = line.strip().lstrip("*#>- ").replace("**", "")
+        if text.lower().startswith(DIAGNOSIS.lower()):
+            return text[len(DIAGNOSIS):].strip()[:300]
+    return ""

@@ -1,11 +1,12 @@
 """Hypotheses about a failure, and what testing them showed.
 
-After a failed iteration the model writes hypotheses ("the test expects 3 because the
-parser should group from the left"), each with a confidence; the ledger ranks them, skips
-any that repeats one already refuted, and picks one to act on next. The next iteration's
-tests are the experiment: more tests passing supports it, the same or fewer refutes it. The
-prompt then lists refuted hypotheses as "do not try again", which is what stops a small
-model from circling.
+Each repair states a diagnosis ("the test expects 3 because the parser should group from
+the left") and acts on it in the same reply; the ledger keeps it as an open hypothesis. The
+iteration's tests are the experiment: more tests passing supports it, the same or fewer
+refutes it, and the next repair's prompt lists refuted diagnoses as "look for another cause",
+which is what stops a small model from circling. Runs of loop format 1 reflected in a step
+of their own (:class:`Reflection`, several ranked hypotheses); their records still load, and
+:func:`choose` still ranks such a reflection.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def _clip(value: Any) -> Any:
 class Hypothesis(BaseModel):
     text: str = Field(max_length=TEXT_CHARS,
                       description="what might be wrong and why, in one or two sentences")
-    confidence: float = Field(ge=0.0, le=1.0, description="how likely this is, 0 to 1")
+    # format 1's reflections estimated it; a repair's one-line diagnosis does not
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0,
+                                     description="how likely this is, 0 to 1")
 
     clip_text = field_validator("text", mode="before")(_clip)
 
@@ -87,7 +90,7 @@ def similar(a: str, b: str) -> bool:
 def choose(reflection: Reflection, ledger: Sequence[Tried]) -> Hypothesis | None:
     """The most confident hypothesis that is not a refuted one in other words."""
     refuted = [t.text for t in ledger if t.status == "refuted"]
-    ranked = sorted(reflection.hypotheses, key=lambda h: -h.confidence)
+    ranked = sorted(reflection.hypotheses, key=lambda h: -(h.confidence or 0.0))
     for hypothesis in ranked:
         if not any(similar(hypothesis.text, r) for r in refuted):
             return hypothesis
