@@ -23,6 +23,7 @@ _E = re.compile(r"^E\s?(?P<text>.*)$")
 _BUILTINS = frozenset(dir(builtins))
 MAX_FAILURES = 2
 MAX_E_LINES = 6
+STDERR_LINES = 2
 VALUE_CHARS = 300
 
 
@@ -41,8 +42,9 @@ class Failure:
     test: str
     frames: tuple[Frame, ...]
     errors: tuple[str, ...]  # the E lines, without the "E"
+    stderr: tuple[str, ...] = ()  # the last lines the test wrote to stderr
 
-    def explain(self, is_test_file: bool | None = None) -> str:
+    def explain(self) -> str:
         lines = [f"Failing test: {self.test}"]
         call = self.frames[0] if self.frames else None
         if call is not None:
@@ -52,12 +54,17 @@ class Failure:
             expression, got, expected = compared
             lines.append(f"  {expression} returned {got}; the test expects {expected}.")
         elif len(self.frames) > 1:
-            last = self.frames[-1]
+            # the deepest frame in the project (pytest names those relative to its root);
+            # argparse's sys.exit says less than the project line that called it
+            own = [f for f in self.frames[1:] if not f.file.startswith("/")]
+            last = (own or list(self.frames))[-1]
             raised = next((e for e in self.errors if e.strip()), "an error")
             lines.append(f"  raised in {last.file}:{last.line} ({last.func}):  {last.code}")
             lines.append(f"  {raised.strip()}")
         else:
             lines += [f"  {e.rstrip()}" for e in self.errors[:MAX_E_LINES] if e.strip()]
+        if self.stderr:
+            lines.append("  it wrote to stderr: " + " / ".join(self.stderr))
         return "\n".join(lines)
 
 
@@ -117,7 +124,11 @@ def failures(output: str) -> list[Failure]:
         frames: list[Frame] = []
         errors: list[str] = []
         lines = block.splitlines()
-        for j, line in enumerate(lines):
+        captured = next((j for j, line in enumerate(lines)
+                         if re.match(r"^-{3,} Captured stderr", line)), None)
+        stderr = tuple(x.strip() for x in lines[captured + 1:] if x.strip()
+                       and not x.startswith("---"))[-STDERR_LINES:] if captured is not None else ()
+        for j, line in enumerate(lines[:captured]):
             frame = _FRAME.match(line)
             if frame:
                 code = lines[j + 1].strip() if j + 1 < len(lines) and \
@@ -128,7 +139,8 @@ def failures(output: str) -> list[Failure]:
             error = _E.match(line)
             if error:
                 errors.append(error.group("text"))
-        found.append(Failure(header.group("name").strip(), tuple(frames), tuple(errors)))
+        found.append(Failure(header.group("name").strip(), tuple(frames), tuple(errors),
+                             tuple(_clip(x) for x in stderr)))
     return found
 
 
