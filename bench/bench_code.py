@@ -142,14 +142,16 @@ def single_shot(agent: Any, task: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def loop(agent: Any, project: Path, description: str, model: str, iterations: int,
-         editable: list[str] | None = None, timeout_s: float = 60) -> dict[str, Any]:
+         editable: list[str] | None = None, timeout_s: float = 60, seed: int = 7
+         ) -> dict[str, Any]:
     from smallhold.apps.code.agent import execute
     from smallhold.apps.code.models import Task
     from smallhold.apps.code.testing import default_command
 
     task = Task(description=description, project=str(project),
                 test_command=default_command(project, sys.executable), python=sys.executable,
-                model=model, max_iterations=iterations, timeout_s=timeout_s, editable=editable)
+                model=model, max_iterations=iterations, timeout_s=timeout_s, editable=editable,
+                seed=seed)
     run = agent.create(task)
     started = time.perf_counter()
     done = execute(agent, run.id)
@@ -214,8 +216,8 @@ def bench_mbpp(args: argparse.Namespace, root: Path, journal: Journal) -> dict[s
                 if row is None:
                     log(f"[{number}/{len(tasks)}] {task['task_id']}: loop, pass {phase}")
                     project = mbpp_project(task, root / f"pass{phase}")
-                    result = loop(agent, project, mbpp_request(task),
-                                  args.model, args.iterations, editable=["solution.py"])
+                    result = loop(agent, project, mbpp_request(task), args.model,
+                                  args.iterations, editable=["solution.py"], seed=args.seed)
                     code = (result.pop("workspace") / "solution.py").read_text()
                     result["hidden"] = result["status"] == "solved" and hidden_check(task, code)
                     row = journal.add(f"loop{phase}", task["task_id"], result)
@@ -243,7 +245,7 @@ def bench_repo(args: argparse.Namespace, root: Path, journal: Journal) -> list[d
             log(f"{meta['id']}: loop")
             result = loop(agent, project, meta["description"], args.model, args.iterations,
                           editable=meta.get("editable_files"),
-                          timeout_s=float(meta.get("timeout_s", 60)))
+                          timeout_s=float(meta.get("timeout_s", 60)), seed=args.seed)
             result.pop("workspace")
             result["untouched"] = (digest(project), canary.read_text()) == before
             results.append(journal.add("repo", meta["id"], {"kind": meta["kind"], **result}))
@@ -336,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=10, help="MBPP+ tasks (the first N)")
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--only", choices=["mbpp", "repo"])
+    parser.add_argument("--seed", type=int, default=7,
+                        help="seed of the loop's sampled repairs (another run: another seed)")
     parser.add_argument("--label", default="main", help="names the journal and the profile: "
                         "the same label resumes, another one starts a separate run")
     parser.add_argument("--fresh", action="store_true",

@@ -389,8 +389,8 @@ def write(agent: Agent, run_id: str, number: int) -> Written:
     agent.notify(f"iteration {number}: " + ("writing the change" if number == 1 else
                                             "repairing what the tests showed"))
     started = time.perf_counter()
-    edit, tokens, problem, reply = agent.ask_edit(run, _messages(agent, run, number),
-                                                  sampling(EDIT_PARAMS, number))
+    params = sampling(EDIT_PARAMS.model_copy(update={"seed": run.task.seed}), number)
+    edit, tokens, problem, reply = agent.ask_edit(run, _messages(agent, run, number), params)
     if edit is None:
         it.rejected.append(f"the model's edit could not be read: {problem}")
         proposed: list[FileChange] = []

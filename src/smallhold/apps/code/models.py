@@ -50,6 +50,7 @@ class Task(BaseModel):
     edit_tests: bool = False
     editable: list[str] | None = None
     network: bool = False
+    seed: int = 7  # of the sampled repairs; the first attempt is greedy
     token_budget: int = 200_000
     seconds_budget: float = 1800.0
 
