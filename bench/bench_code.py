@@ -142,8 +142,8 @@ def single_shot(agent: Any, task: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def loop(agent: Any, project: Path, description: str, model: str, iterations: int,
-         editable: list[str] | None = None, timeout_s: float = 60, seed: int = 7
-         ) -> dict[str, Any]:
+         editable: list[str] | None = None, timeout_s: float = 60, seed: int = 7,
+         memory: bool = True) -> dict[str, Any]:
     from smallhold.apps.code.agent import execute
     from smallhold.apps.code.models import Task
     from smallhold.apps.code.testing import default_command
@@ -151,7 +151,7 @@ def loop(agent: Any, project: Path, description: str, model: str, iterations: in
     task = Task(description=description, project=str(project),
                 test_command=default_command(project, sys.executable), python=sys.executable,
                 model=model, max_iterations=iterations, timeout_s=timeout_s, editable=editable,
-                seed=seed)
+                seed=seed, memory=memory)
     run = agent.create(task)
     started = time.perf_counter()
     done = execute(agent, run.id)
@@ -217,7 +217,8 @@ def bench_mbpp(args: argparse.Namespace, root: Path, journal: Journal) -> dict[s
                     log(f"[{number}/{len(tasks)}] {task['task_id']}: loop, pass {phase}")
                     project = mbpp_project(task, root / f"pass{phase}")
                     result = loop(agent, project, mbpp_request(task), args.model,
-                                  args.iterations, editable=["solution.py"], seed=args.seed)
+                                  args.iterations, editable=["solution.py"], seed=args.seed,
+                                  memory=args.memory)
                     code = (result.pop("workspace") / "solution.py").read_text()
                     result["hidden"] = result["status"] == "solved" and hidden_check(task, code)
                     row = journal.add(f"loop{phase}", task["task_id"], result)
@@ -245,7 +246,8 @@ def bench_repo(args: argparse.Namespace, root: Path, journal: Journal) -> list[d
             log(f"{meta['id']}: loop")
             result = loop(agent, project, meta["description"], args.model, args.iterations,
                           editable=meta.get("editable_files"),
-                          timeout_s=float(meta.get("timeout_s", 60)), seed=args.seed)
+                          timeout_s=float(meta.get("timeout_s", 60)), seed=args.seed,
+                          memory=args.memory)
             result.pop("workspace")
             result["untouched"] = (digest(project), canary.read_text()) == before
             results.append(journal.add("repo", meta["id"], {"kind": meta["kind"], **result}))
@@ -340,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=["mbpp", "repo"])
     parser.add_argument("--seed", type=int, default=7,
                         help="seed of the loop's sampled repairs (another run: another seed)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="the loop neither recalls nor learns (memory off)")
     parser.add_argument("--label", default="main", help="names the journal and the profile: "
                         "the same label resumes, another one starts a separate run")
     parser.add_argument("--fresh", action="store_true",

@@ -247,3 +247,17 @@ def test_the_durable_database_holds_no_words_of_the_run(make_agent: MakeAgent, p
     assert any(b"tokens" in cell for cell in cells)  # the scan does see step results
     for needle in (b"zanzibar", b"return a * b", b"def add"):
         assert not any(needle in cell for cell in cells), needle
+
+
+def test_memory_off_neither_learns_nor_recalls(make_agent: MakeAgent, project: Path,
+                                               paths: Paths, settings: Settings) -> None:
+    teach = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED, "use + in add, not -")])
+    agent = make_agent(teach)
+    assert execute(agent, agent.create(task_for(project)).id).status == "solved"
+    learnt = len(agent.memory.list())
+    assert learnt > 0
+    quiet = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED, DIAGNOSIS)])
+    agent = make_agent(quiet)
+    done = execute(agent, agent.create(task_for(project, memory=False)).id)
+    assert done.status == "solved" and len(agent.memory.list()) == learnt
+    assert "seen before" not in prompt(quiet, 1) and "earlier run" not in prompt(quiet, 1)

@@ -253,6 +253,8 @@ def sampling(params: GenerationParams, number: int) -> GenerationParams:
 def _hints(agent: Agent, run: Run, tail: str) -> str:
     """Memories for a repair: a solution of a task that tests the same functions, and the
     fix of an error of this shape."""
+    if not run.task.memory:
+        return ""
     patterns = agent.memory.patterns(run.task.description, run.key) if run.key else []
     failures = []
     sig = signature_of(tail) if tail else None
@@ -492,7 +494,8 @@ def finish(agent: Agent, run_id: str, reason: str, detail: str) -> Finished:
     run.stop_reason, run.stop_detail, run.ended_at = reason, detail, agent.clock()
     iterations = agent.history(run_id, run.iterations + 1)
     agent.save(run)
-    _learn(agent, run, iterations)
+    if run.task.memory:
+        _learn(agent, run, iterations)
     agent.notify(f"{run.status}: {detail}")
     return Finished(run.status)
 

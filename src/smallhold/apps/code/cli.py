@@ -105,6 +105,8 @@ def _report(agent: Agent, run: Run, as_json: bool) -> None:
 @click.option("--seed", type=int, default=7, show_default=True,
               help="Seed of the sampled repairs (the first attempt is greedy); another seed "
                    "gives other repairs.")
+@click.option("--no-memory", "memory", flag_value=False, default=True,
+              help="Neither recall earlier runs' hints nor learn from this one.")
 @click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Approval policy file for non-interactive runs ([approve] network = ...).")
 @json_option
@@ -112,7 +114,8 @@ def _report(agent: Agent, run: Run, as_json: bool) -> None:
 @handle_errors
 def run_command(task: str, project: Path, test_command: str | None, max_iterations: int,
                 timeout_s: float, model: str | None, edit_tests: bool, network: bool,
-                policy: Path | None, seed: int, as_json: bool, profile: str) -> None:
+                policy: Path | None, seed: int, memory: bool, as_json: bool, profile: str
+                ) -> None:
     """Work on TASK in PROJECT until its tests pass, or say why it stopped."""
     if not task.strip():
         raise ProjectError("the task is empty; say what to change.")
@@ -141,7 +144,8 @@ def run_command(task: str, project: Path, test_command: str | None, max_iteratio
         run = agent.create(Task(description=task, project=str(project),
                                 test_command=command, python=python, model=model,
                                 max_iterations=max_iterations, timeout_s=timeout_s,
-                                edit_tests=edit_tests, network=network, seed=seed))
+                                edit_tests=edit_tests, network=network, seed=seed,
+                                memory=memory))
         if not as_json:
             err_console.print(f"[dim]run {run.id} (resume with: smallhold code resume "
                               f"{run.id})[/dim]")

@@ -51,6 +51,7 @@ class Task(BaseModel):
     editable: list[str] | None = None
     network: bool = False
     seed: int = 7  # of the sampled repairs; the first attempt is greedy
+    memory: bool = True  # recall hints for repairs and learn from the run
     token_budget: int = 200_000
     seconds_budget: float = 1800.0
 
