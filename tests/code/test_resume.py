@@ -95,6 +95,9 @@ def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: P
     applied = runner.invoke(main, ["code", "apply", run_id])
     assert applied.exit_code == 0, applied.output
     assert (project / "calc.py").read_text() == FIXED
+    twice = runner.invoke(main, ["code", "apply", run_id])
+    assert twice.exit_code == 0 and "already applied" in flat(twice.output), twice.output
+    assert "merge by hand" not in twice.output
 
 
 def test_a_run_of_the_older_loop_is_refused_with_what_to_do(project: Path, embedder) -> None:

@@ -38,6 +38,9 @@ def test_copy_edit_diff_apply(tmp_path: Path) -> None:
     assert project.joinpath("pkg/core.py").read_text().endswith("return 1\n")  # untouched
     assert ws.apply() == ["pkg/core.py"]
     assert project.joinpath("pkg/core.py").read_text().endswith("return 2\n")
+    # twice: nothing to write and no clash, the project already holds the run's result
+    assert ws.conflicts() == [] and ws.already_applied() == ["pkg/core.py"]
+    assert ws.apply() == []
 
 
 def test_apply_refuses_when_the_project_changed_meanwhile(tmp_path: Path) -> None:

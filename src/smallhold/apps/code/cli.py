@@ -80,8 +80,12 @@ def _report(agent: Agent, run: Run, as_json: bool) -> None:
                    "changed": sorted(agent.workspace(run).changed())})
         return
     colour = {"solved": "green", "stopped": "yellow", "failed": "red"}.get(run.status, "white")
-    console.print(f"[{colour}]{run.status}[/{colour}] after {run.iterations} iteration(s): "
-                  f"{run.stop_detail or run.stop_reason}")
+    if run.status == "solved":  # the stop detail would say the count a second time
+        console.print(f"[{colour}]solved[/{colour}]: the tests pass after {run.iterations} "
+                      f"iteration{'s' if run.iterations != 1 else ''}")
+    else:
+        console.print(f"[{colour}]{run.status}[/{colour}] after {run.iterations} "
+                      f"iteration(s): {run.stop_detail or run.stop_reason}")
     changed = agent.workspace(run).changed()
     if changed:
         console.print(f"changed: {', '.join(sorted(changed))}")
@@ -239,12 +243,19 @@ def apply(run_id: str, as_json: bool, profile: str) -> None:
     """Write the run's changes into the project (refused if those files changed since)."""
     with _agent(profile, quiet=True) as agent:
         run = agent.run(run_id)
-        applied = agent.workspace(run).apply()
+        ws = agent.workspace(run)
+        applied = ws.apply()
+        already = [rel for rel in ws.already_applied() if rel not in applied]
         if as_json:
-            emit_json({"id": run.id, "applied": applied})
-        else:
+            emit_json({"id": run.id, "applied": applied, "already_applied": already})
+        elif applied:
             console.print(f"applied {len(applied)} file(s) to {run.task.project}: "
-                          f"{', '.join(applied) or '-'}")
+                          f"{', '.join(applied)}")
+        elif already:
+            console.print(f"already applied: {run.task.project} has this run's "
+                          f"{', '.join(already)} as the run left them; nothing to write")
+        else:
+            console.print("nothing to apply: the run changed no files")
 
 
 @code.group()

@@ -330,17 +330,41 @@ class Workspace:
 
     # -- back into the project ---------------------------------------------------------------
 
-    def conflicts(self) -> list[str]:
-        """Files the run changed that also changed in the project since the copy."""
+    def _result_sha(self, rel: str, status: str) -> str | None:
+        """The sha256 the project's file has once the run's change to it is applied."""
+        if status == "D":
+            return None
+        blob = self._committed().get(rel)
+        if blob is None:
+            return None
+        data = _run_git(self.path, ("cat-file", "blob", blob[1]), True,
+                        (self.git_dir, self.path))
+        return hashlib.sha256(data).hexdigest()
+
+    def _states(self) -> dict[str, str]:
+        """{path: 'pending' | 'applied' | 'clash'} for each file the run changed: the project
+        still has it as the copy did, already has the run's result, or has something else."""
         manifest = json.loads((self.path.parent / MANIFEST).read_text())
-        clashes = []
-        for rel in self.changed():
+        states = {}
+        for rel, status in self.changed().items():
             current = self.project / rel
-            before = manifest.get(rel)
             now = _sha(current) if current.is_file() else None
-            if now != before:
-                clashes.append(rel)
-        return clashes
+            if now == manifest.get(rel):
+                states[rel] = "pending"
+            elif now == self._result_sha(rel, status):
+                states[rel] = "applied"
+            else:
+                states[rel] = "clash"
+        return states
+
+    def conflicts(self) -> list[str]:
+        """Files the run changed that also changed in the project since the copy (a file
+        that now holds exactly the run's result is applied, not a clash)."""
+        return [rel for rel, state in self._states().items() if state == "clash"]
+
+    def already_applied(self) -> list[str]:
+        """Files the run changed that the project already holds as the run left them."""
+        return [rel for rel, state in self._states().items() if state == "applied"]
 
     def _committed(self) -> dict[str, tuple[str, str]]:
         """{path: (mode, blob)} of every entry in HEAD."""
@@ -354,6 +378,8 @@ class Workspace:
 
     def apply(self, only: Iterable[str] | None = None) -> list[str]:
         """Write the run's changes into the project; refuses (changing nothing) on a clash.
+        Returns the files written: a file that already holds the run's result is left as it
+        is (applying twice writes nothing and is not a clash).
 
         The content comes from the run's last commit, not from the copy's files: the tests
         ran after it and may have changed them. Only regular files are written."""
@@ -364,8 +390,9 @@ class Workspace:
                 f"{', '.join(clashes[:5])}. Nothing was written. Review `smallhold code diff` "
                 "and merge by hand, or start a new run on the current project.")
         wanted = set(only) if only is not None else None
+        done = set(self.already_applied())
         changes = {rel: status for rel, status in sorted(self.changed().items())
-                   if wanted is None or rel in wanted}
+                   if (wanted is None or rel in wanted) and rel not in done}
         committed = self._committed()
         odd = [rel for rel, status in changes.items() if not _plain(rel) or (
             status != "D" and committed.get(rel, ("",))[0] not in ("100644", "100755"))]
