@@ -68,3 +68,41 @@ def test_maintain_runs_background_work_and_says_what_it_did() -> None:
     assert jobs == {"consolidate": "ran", "sync": "skipped"}
     code, out, _ = run("chat", "maintain", "--json", probe=charging)
     assert code == 0 and json.loads(out)["jobs"] == []  # nothing is due any more
+
+
+def test_a_one_shot_question_keeps_nothing_unless_a_conversation_is_named() -> None:
+    assert run("chat", "my name is Ada") == (0, "ok\n", "")
+    code, out, _ = run("chat", "what did I ask you before?", "--json")
+    assert code == 0 and json.loads(out)["conversation"] is None
+    code, out, _ = run("trace", "list", "--kind", "call", "--json")
+    last = json.loads(out)[0]["messages"]
+    assert [m["role"] for m in last] == ["system", "user"]  # no earlier turn was sent
+    assert "Ada" not in json.dumps(last)
+    code, out, _ = run("chat", "list", "--json")
+    assert json.loads(out)["conversations"] == []
+
+
+def test_what_the_user_asked_to_remember_reaches_chat_and_is_cited() -> None:
+    assert run("memory", "remember", "my dentist appointment is on March 3rd")[0] == 0
+    code, out, _ = run("chat", "when is my dentist appointment?", "--json")
+    data = json.loads(out)
+    assert code == 0 and [n["text"] for n in data["from_notes"]] == [
+        "my dentist appointment is on March 3rd"]
+    code, out, _ = run("trace", "list", "--kind", "call", "--json")
+    sent = json.loads(out)[0]["messages"][-1]["content"]
+    assert "March 3rd" in sent and "asked you to remember" in sent
+    code, _, err = run("chat", "when is my dentist appointment?")
+    assert code == 0 and "from your notes: my dentist appointment is on March 3rd" in err
+    # an unrelated question does not drag the note along
+    code, out, _ = run("chat", "how do volcanoes form?", "--json")
+    assert json.loads(out)["from_notes"] == []
+
+
+def test_chat_can_be_told_to_remember() -> None:
+    code, out, _ = run("chat", "remember that my locker code is 4411")
+    assert code == 0 and "I'll remember that: my locker code is 4411." in out
+    code, out, _ = run("memory", "list", "--json")
+    assert any("locker code is 4411" in m["text"] and m["kind"] == "note"
+               for m in json.loads(out))
+    code, out, _ = run("chat", "what is my locker code?", "--json")
+    assert "my locker code is 4411." in [n["text"] for n in json.loads(out)["from_notes"]]

@@ -1,8 +1,10 @@
 """``smallhold chat``: the pocket assistant from the terminal.
 
-``smallhold chat "question"`` answers once, ``smallhold chat`` opens a conversation loop; both
-continue the conversation named by ``--conversation`` (default ``default``), saved in the
-vault. ``chat list|show|rm`` manage saved conversations.
+``smallhold chat "question"`` answers once and keeps nothing, as ``ollama run`` does, unless
+``-c NAME`` names a conversation to continue; ``smallhold chat`` opens a conversation loop
+(``-c``, default ``default``), saved in the vault. ``chat list|show|rm`` manage saved
+conversations. Every turn recalls the user's notes (``memory remember``, or "remember that
+..." typed in chat) and names the ones it used.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import click
 from rich.table import Table
 
 from smallhold.apps.pocket import APP
-from smallhold.apps.pocket.assistant import SYSTEM, Pocket
+from smallhold.apps.pocket.assistant import SYSTEM, Pocket, TurnResult, remember_request
 from smallhold.apps.pocket.background import JOBS, Background, Outcome
 from smallhold.console import console, emit_json, err_console, handle_errors
 from smallhold.console import profile_option as profile_opt
@@ -50,28 +52,41 @@ def chat() -> None:
     """Chat with the local model; conversations are kept in your encrypted vault.
 
     \b
-    smallhold chat "question"        answer once (continues --conversation)
-    smallhold chat                   a conversation loop
+    smallhold chat "question"        answer once, keep nothing (-c NAME: continue NAME)
+    smallhold chat                   a conversation loop (-c NAME, default "default")
+    "remember that ..."              keeps a note that later answers recall
     smallhold chat list|show|rm      saved conversations
     smallhold chat maintain          background work (memory, sync) when power allows
     """
 
 
-def _say(pocket: Pocket, name: str, question: str, params: GenerationParams,
+def _say(pocket: Pocket, name: str | None, question: str, params: GenerationParams,
          stream_out: bool) -> None:
+    fact = remember_request(question)
+    if fact is not None:
+        note = pocket.remember(fact)
+        pocket.last = TurnResult(answer=f"I'll remember that: {fact}", events=[f"note {note}"])
+        if stream_out:
+            console.print(f"I'll remember that: {fact}", markup=False)
+        return
     for event in pocket.ask(name, question, params):
         if isinstance(event, Delta) and stream_out:
             sys.stdout.write(event.text)
             sys.stdout.flush()
     if stream_out:
         sys.stdout.write("\n")
+        used = pocket.last.prompt.notes if pocket.last.prompt else []
+        if used:
+            err_console.print("[dim]from your notes: " + "; ".join(
+                f"{n.text} ({n.id[:8]})" for n in used) + "[/]", highlight=False)
 
 
 @chat.command()
 @click.argument("question", required=False)
 @profile_opt
-@click.option("-c", "--conversation", default=DEFAULT_CONVERSATION, show_default=True,
-              help="Which saved conversation to continue (made when new).")
+@click.option("-c", "--conversation", default=None,
+              help="Continue this saved conversation (made when new). A one-shot question "
+                   "without it keeps nothing; the chat loop uses \"default\".")
 @click.option("-m", "--model", help="Model name (see `smallhold models list`).")
 @click.option("--system", default=SYSTEM, show_default=False, help="System prompt.")
 @click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1))
@@ -80,7 +95,8 @@ def _say(pocket: Pocket, name: str, question: str, params: GenerationParams,
 @click.option("--device", "show_device", is_flag=True, help="Show the model/tier plan and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and usage as JSON.")
 @handle_errors
-def ask(question: str | None, profile: str, conversation: str, model: str | None, system: str,
+def ask(question: str | None, profile: str, conversation: str | None, model: str | None,
+        system: str,
         max_tokens: int, temperature: float, seed: int | None, show_device: bool,
         as_json: bool) -> None:
     """Ask QUESTION (or, without it, chat in a loop)."""
@@ -92,7 +108,7 @@ def ask(question: str | None, profile: str, conversation: str, model: str | None
             return
         pocket.runtime.prepare(model)
         if question is None:
-            _repl(pocket, conversation, params)
+            _repl(pocket, conversation or DEFAULT_CONVERSATION, params)
             return
         _say(pocket, conversation, question, params, not as_json)
         _, outcomes = pocket.maintain()
@@ -101,12 +117,14 @@ def ask(question: str | None, profile: str, conversation: str, model: str | None
         if as_json:
             result = pocket.last
             finish = result.finish
+            notes = result.prompt.notes if result.prompt else []
             emit_json({"answer": result.answer, "conversation": conversation,
                        "model": finish.model if finish else None,
                        "finish_reason": finish.finish_reason if finish else None,
                        "usage": finish.usage if finish else None,
                        "recalled": [r.text for r in (result.prompt.recalled
                                                      if result.prompt else [])],
+                       "from_notes": [{"id": n.id, "text": n.text} for n in notes],
                        "notes": result.events, "background": outcomes})
 
 

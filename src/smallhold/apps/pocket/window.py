@@ -18,7 +18,7 @@ Pure: the caller counts tokens and recalls.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from smallhold.errors import ContextOverflowError
 from smallhold.runtime import Message
@@ -27,6 +27,8 @@ from smallhold.runtime.context import PER_MESSAGE_OVERHEAD, fit_window
 CountFn = Callable[[str], int]
 MEMORY_SHARE = 0.35
 _MEMORY_HEAD = "From earlier in this conversation (may help):"
+_NOTES_HEAD = ("What the user asked you to remember (use it when it answers the question, and "
+               "say it comes from their notes):")
 _QUESTION_HEAD = "Now the user says:"
 
 
@@ -36,6 +38,7 @@ class Recalled:
     score: float
     first_turn: int
     last_turn: int
+    id: str = ""  # the memory's id, for citing it
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Prompt:
     window_start: int  # index (into the turns given) of the oldest turn kept verbatim
     recalled: list[Recalled]
     tokens: int
+    notes: list[Recalled] = field(default_factory=list)  # the user's notes it carries
 
 
 def _cost(text: str, count: CountFn) -> int:
@@ -53,11 +57,13 @@ def _cost(text: str, count: CountFn) -> int:
 def build_prompt(system: str, turns: Sequence[Message], question: str,
                  recalled: Sequence[Recalled], *, budget: int, count: CountFn,
                  memory_share: float = MEMORY_SHARE, block: int = 8,
-                 first_index: int = 0) -> Prompt:
+                 first_index: int = 0, notes: Sequence[Recalled] = ()) -> Prompt:
     """The messages for this turn within ``budget`` tokens (see the module's priorities).
 
     ``first_index`` is the conversation index of ``turns[0]`` (callers pass only the recent
-    turns); recalled chunks name conversation indexes.
+    turns); recalled chunks name conversation indexes. ``notes`` are what the user asked to
+    be remembered (``memory remember``, "remember that ..."): they share the memory
+    allowance, ahead of the conversation's chunks.
     """
     fixed = _cost(system, count) + _cost(question, count)
     if fixed > budget:
@@ -67,14 +73,21 @@ def build_prompt(system: str, turns: Sequence[Message], question: str,
             "split it into parts.")
     spare = budget - fixed
     chosen: list[Recalled] = []
-    memory_cost = _cost(_MEMORY_HEAD, count) + count(_QUESTION_HEAD)
+    kept_notes: list[Recalled] = []
+    memory_cost = _cost(_MEMORY_HEAD, count) + _cost(_NOTES_HEAD, count) + \
+        count(_QUESTION_HEAD)
     allowance = int(spare * memory_share)
+    for item in sorted(notes, key=lambda r: -r.score):
+        cost = count(item.text) + 2
+        if memory_cost + cost <= allowance:
+            kept_notes.append(item)
+            memory_cost += cost
     for item in sorted(recalled, key=lambda r: -r.score):
         cost = count(item.text) + 2
         if memory_cost + cost <= allowance:
             chosen.append(item)
             memory_cost += cost
-    if not chosen:
+    if not chosen and not kept_notes:
         memory_cost = 0
     history = [Message(role="system", content=system), *turns]
     window = fit_window(history, budget - memory_cost - _cost(question, count), count,
@@ -86,14 +99,19 @@ def build_prompt(system: str, turns: Sequence[Message], question: str,
     window_start = len(turns) - len(kept)
     # a chunk whose turns are all still in the window adds nothing
     chosen = [c for c in chosen if c.last_turn < first_index + window_start]
-    content = question
+    sections = []
+    if kept_notes:
+        sections.append(_NOTES_HEAD + "\n" + "\n".join(f"- {n.text}" for n in kept_notes))
     if chosen:
-        notes = "\n".join(f"- {c.text}" for c in sorted(chosen, key=lambda c: c.first_turn))
-        content = f"{_MEMORY_HEAD}\n{notes}\n\n{_QUESTION_HEAD} {question}"
+        sections.append(_MEMORY_HEAD + "\n" + "\n".join(
+            f"- {c.text}" for c in sorted(chosen, key=lambda c: c.first_turn)))
+    content = question
+    if sections:
+        content = "\n\n".join([*sections, f"{_QUESTION_HEAD} {question}"])
     messages = [Message(role="system", content=system), *kept,
                 Message(role="user", content=content)]
     tokens = sum(_cost(m.content, count) for m in messages)
-    return Prompt(messages, window_start, chosen, tokens)
+    return Prompt(messages, window_start, chosen, tokens, kept_notes)
 
 
 __all__ = ["Prompt", "Recalled", "build_prompt"]
