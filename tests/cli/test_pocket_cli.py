@@ -49,9 +49,12 @@ def test_bad_messages_are_clean_errors() -> None:
     assert json.loads(out)["conversations"] == []  # refused input saved nothing
 
 
-def test_chat_help_names_the_subcommands() -> None:
+def test_chat_help_names_the_subcommands_and_the_options_of_a_question() -> None:
     code, out, _ = run("chat", "--help")
     assert code == 0 and "list" in out and "rm" in out
+    for option in ("-m, --model", "--max-tokens", "--system", "--seed", "-c, --conversation"):
+        assert option in out, option
+    assert out.count("--help") == 1
 
 
 def test_maintain_runs_background_work_and_says_what_it_did() -> None:

@@ -23,6 +23,8 @@ def test_laptop_gets_8bit_kv_and_says_no_8bit_weights_installed() -> None:
     assert plan is not None
     assert (plan.tier, plan.kv_cache, plan.weights_bits) == ("8bit", "q8_0", 4)
     assert any("no 8-bit weight file" in r for r in plan.reasons)
+    # said as what it is, not as "tier 8bit" beside a 4-bit file
+    assert plan.describe() == "4-bit weights, 8-bit KV cache (q8_0), context 4,096"
 
 
 def test_falls_back_to_a_smaller_model_when_ram_is_short() -> None:

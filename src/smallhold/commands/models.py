@@ -161,7 +161,6 @@ def plan(name: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    console.print(f"[bold]{chosen.model}[/]  tier {chosen.tier}, KV cache {chosen.kv_cache}, "
-                  f"context {chosen.n_ctx:,}")
+    console.print(f"[bold]{chosen.model}[/]  {chosen.describe()}", highlight=False)
     for reason in chosen.reasons:
         console.print(f"  • {reason}")

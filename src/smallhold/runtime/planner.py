@@ -50,6 +50,14 @@ class Plan:
     reasons: list[str] = field(default_factory=list)
     fallback_from: str | None = None
 
+    def describe(self) -> str:
+        """What was chosen in words a user reads without the tier vocabulary: the weights'
+        bits and the KV cache's, separately ("tier 8bit" beside a 4-bit file confused)."""
+        kv = {"q4_0": "4-bit", "q8_0": "8-bit", "f16": "16-bit"}.get(self.kv_cache,
+                                                                   self.kv_cache)
+        return (f"{self.weights_bits}-bit weights, {kv} KV cache ({self.kv_cache}), "
+                f"context {self.n_ctx:,}")
+
 
 def footprint(spec: ModelSpec, n_ctx: int, kv_cache: str) -> Footprint:
     per_token = _KV_ELEMENTS_PER_TOKEN.get(spec.name, 2 * 24 * 2 * 128)

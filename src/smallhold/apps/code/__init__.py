@@ -16,7 +16,7 @@ APP = AppSpec(
     summary="A coding agent: plans, edits a copy of the project, tests in a sandbox, reflects.",
     errors=CodeAgentError,
     commands=[Command("code", Ref("smallhold.apps.code.cli:code", extra="code"),
-                      "Coding agent: plan, edit, test in a sandbox, reflect.")],
+                      "Coding agent: write, test in a sandbox, repair.")],
     context_tokens=AGENT_CONTEXT,
     extra="code",
 )

@@ -46,6 +46,22 @@ class _ChatGroup(click.Group):
             args = ["ask", *args]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] [QUESTION] | COMMAND [ARGS]...")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The options of a question and of the loop (``ask``'s), which is what ``chat``
+        runs; before, ``chat --help`` showed only --help and they hid under ``chat ask``."""
+        asking = self.commands["ask"]
+        rows = [row for param in asking.get_params(ctx) if isinstance(param, click.Option)
+                and "--help" not in param.opts
+                and (row := param.get_help_record(ctx)) is not None]
+        own = [row for param in self.get_params(ctx)
+               if (row := param.get_help_record(ctx)) is not None]
+        with formatter.section("Options"):
+            formatter.write_dl(rows + own)
+        self.format_commands(ctx, formatter)
+
 
 @click.group(cls=_ChatGroup)
 def chat() -> None:
@@ -89,10 +105,13 @@ def _say(pocket: Pocket, name: str | None, question: str, params: GenerationPara
                    "without it keeps nothing; the chat loop uses \"default\".")
 @click.option("-m", "--model", help="Model name (see `smallhold models list`).")
 @click.option("--system", default=SYSTEM, show_default=False, help="System prompt.")
-@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1))
-@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0, 2))
+@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1),
+              help="Longest answer, in tokens.")
+@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0, 2),
+              help="0 answers the same every time; higher varies more.")
 @click.option("--seed", type=int, help="Fix the sampling seed for repeatable answers.")
-@click.option("--device", "show_device", is_flag=True, help="Show the model/tier plan and exit.")
+@click.option("--device", "show_device", is_flag=True,
+              help="Show which model, weights and KV cache this device gets, and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and usage as JSON.")
 @handle_errors
 def ask(question: str | None, profile: str, conversation: str | None, model: str | None,
@@ -176,7 +195,7 @@ def _show_device(runtime: Runtime, background: Background, model: str | None,
                    "battery": battery, "power": power, "saver_model": saver,
                    "background": jobs})
         return
-    console.print(f"[bold]{plan.model}[/] — {plan.tier}, KV {plan.kv_cache}, ctx {plan.n_ctx:,}")
+    console.print(f"[bold]{plan.model}[/] — {plan.describe()}", highlight=False)
     for reason in plan.reasons:
         console.print(f"  • {reason}")
     console.print(f"RAM {state.available_ram / 2**30:.1f} of {state.total_ram / 2**30:.1f} GiB "

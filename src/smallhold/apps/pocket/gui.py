@@ -115,8 +115,8 @@ class PocketApp(toga.App):
         lines.append(f"Power policy: {power.mode} — {power.reason}")
         if runtime.manager is not None:
             plan = runtime.manager.plan(self.pocket.model)
-            lines += [f"Model: {plan.model} ({plan.tier}, KV {plan.kv_cache}, "
-                      f"context {plan.n_ctx:,})", *(f"  • {r}" for r in plan.reasons)]
+            lines += [f"Model: {plan.model} ({plan.describe()})",
+                      *(f"  • {r}" for r in plan.reasons)]
         else:
             lines.append(f"Model: {runtime.resolve_model(self.pocket.model)} "
                          f"({runtime.backend.name} backend)")

@@ -154,6 +154,7 @@ def device(pocket: Pocket, background: list[Outcome]) -> dict[str, Any]:
         try:
             plan = manager.plan(pocket.model)
             model |= {"name": plan.model, "tier": plan.tier, "kv_cache": plan.kv_cache,
+                      "weights_bits": plan.weights_bits, "summary": plan.describe(),
                       "context": plan.n_ctx, "reasons": list(plan.reasons)}
         except SmallholdError as exc:  # e.g. no installed model fits in RAM now
             model |= {"name": runtime.resolve_model(pocket.model), "reasons": [str(exc)]}

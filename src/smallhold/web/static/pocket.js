@@ -162,8 +162,8 @@
       : `${Math.round(b.percent)} %${b.charging ? " (charging)" : b.charging === false ? " (on battery)" : ""}`;
     $("ram").textContent = `${bytes(d.ram.available)} free of ${bytes(d.ram.total)}`;
     const m = d.model;
-    const detail = [m.tier, m.kv_cache && `KV ${m.kv_cache}`,
-                    m.context && `${m.context.toLocaleString()} context`, `${m.backend} backend`]
+    const detail = [m.summary || (m.context && `${m.context.toLocaleString()} context`),
+                    `${m.backend} backend`]
       .filter(Boolean).join(" · ");
     $("model").replaceChildren(el("span", { class: "model-name" }, m.name),
                                m.loaded ? el("span", { class: "pill small" }, "loaded") : "",
