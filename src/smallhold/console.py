@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 from pydantic import BaseModel
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from smallhold.errors import SmallholdError
@@ -55,6 +57,19 @@ profile_option = click.option(
     "--profile", default="default", envvar="SMALLHOLD_PROFILE", show_default=True,
     help="Whose data: each profile has its own encrypted vault (env SMALLHOLD_PROFILE).",
 )
+
+
+def keep_whole(table: Table, *headers: str) -> Table:
+    """Columns ``headers`` of ``table`` (ids, names) never cut nor wrapped: the other columns
+    give way. At 80 columns rich had cut run ids to ``r20261206-37fe3…`` and model names to
+    ``para…``, which then could not be pasted into the next command."""
+    for column in table.columns:
+        if str(column.header) in headers:
+            cells = [Text.from_markup(c).plain if isinstance(c, str) else str(c)
+                     for c in column.cells]
+            column.no_wrap = True
+            column.min_width = max([cell_len(str(column.header)), *map(cell_len, cells)])
+    return table
 
 
 def _default(value: Any) -> Any:

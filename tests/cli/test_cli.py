@@ -108,3 +108,10 @@ def test_default_model_answers_with_no_network(tmp_path_factory: pytest.TempPath
     )
     assert done.returncode == 0, done.stderr
     assert "Paris" in done.stdout
+
+
+def test_models_list_keeps_names_whole_at_80_columns() -> None:
+    code, out, _ = run("models", "list")
+    names = [row["name"] for row in json.loads(run("models", "list", "--json")[1])]
+    assert code == 0 and all(name in out for name in names)
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80

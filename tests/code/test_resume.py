@@ -90,6 +90,8 @@ def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: P
     assert shown.exit_code == 0 and "+    return a + b" in shown.output
     listed = runner.invoke(main, ["code", "runs", "--json"])
     assert run_id in listed.output
+    table = runner.invoke(main, ["code", "runs"])  # 80 columns: the id is whole, to paste
+    assert run_id in table.output, table.output
     again = runner.invoke(main, ["code", "resume", run_id])
     assert again.exit_code == 0 and "already ended" in again.output
     applied = runner.invoke(main, ["code", "apply", run_id])

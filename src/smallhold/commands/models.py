@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich import box
 from rich.table import Table
 
 from smallhold.config import load_settings
-from smallhold.console import byte_progress, console, emit_json, handle_errors, json_option
+from smallhold.console import (
+    byte_progress,
+    console,
+    emit_json,
+    handle_errors,
+    json_option,
+    keep_whole,
+)
 from smallhold.errors import ModelNotInstalledError
 from smallhold.paths import resolve_paths
 from smallhold.runtime import assets
@@ -49,16 +57,16 @@ def list_models(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table()
-    table.add_column("model", no_wrap=True)
-    for column in ("kind", "params", "quant", "size", "ctx", "status"):
-        table.add_column(column)
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+    for column in ("model", "kind", "params", "quant", "size", "ctx", "status"):
+        table.add_column(column, justify="right" if column in ("size", "ctx") else "left")
     for r in rows:
         colour = {"ready": "green", "assemblable": "cyan"}.get(r["status"], "red")
         table.add_row(r["name"], r["kind"], r["parameters"], r["quantization"],
                       f"{r['size'] / 1e6:,.0f} MB", f"{r['context_length']:,}",
                       f"[{colour}]{r['status']}[/]")
-    console.print(table)
+    console.print(keep_whole(table, "model", "kind", "params", "quant", "size", "ctx",
+                                 "status"))
 
 
 @models.command()

@@ -23,7 +23,14 @@ from smallhold.apps.code.memory import KINDS
 from smallhold.apps.code.models import Run, Task
 from smallhold.apps.code.testing import default_command, parse_command
 from smallhold.apps.code.workspace import dirty_files
-from smallhold.console import console, emit_json, err_console, handle_errors, json_option
+from smallhold.console import (
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    json_option,
+    keep_whole,
+)
 from smallhold.console import profile_option as profile_opt
 from smallhold.kit.cli import open_home
 
@@ -189,7 +196,7 @@ def runs(as_json: bool, profile: str) -> None:
         for r in found:
             table.add_row(r.id, r.status, str(r.iterations), r.task.description[:50],
                           r.task.project)
-        console.print(table)
+        console.print(keep_whole(table, "run"))
 
 
 @code.command()

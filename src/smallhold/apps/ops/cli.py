@@ -36,7 +36,14 @@ from smallhold.apps.ops.errors import (
 )
 from smallhold.apps.ops.models import SOURCES, Decision
 from smallhold.apps.ops.state import OpsState, now_iso
-from smallhold.console import console, emit_json, err_console, handle_errors, json_option
+from smallhold.console import (
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    json_option,
+    keep_whole,
+)
 from smallhold.console import profile_option as profile_opt
 from smallhold.kit.cli import open_home
 from smallhold.kit.home import Home
@@ -313,7 +320,7 @@ def list_cmd(limit: int, status: str | None, config_path: Path | None,
     for row in rows:
         table.add_row(*(str(row.get(c) or "") for c in ("workflow", "status", "outcome",
                                                          "template", "created", "summary")))
-    console.print(table if rows else "no workflows yet")
+    console.print(keep_whole(table, "workflow") if rows else "no workflows yet")
 
 
 @workflows.command("show")
