@@ -252,6 +252,21 @@ class Pocket:
     def history(self, name: str, limit: int = RECENT_FETCH) -> list[Turn]:
         return self.store.recent(name, limit)
 
+    def copy_conversation(self, name: str, to: str) -> int:
+        """Copy the turns of ``name`` into a new conversation ``to``; returns how many."""
+        self.store.check_name(to)
+        try:
+            self.store.get(to)
+        except RecordNotFoundError:
+            pass
+        else:
+            raise RecordValidationError(f"a conversation named {to!r} exists already; pick "
+                                        "another name or `smallhold chat rm` it first.")
+        turns = self.store.between(name, 0, 1 << 62)
+        for turn in turns:
+            self.store.add_turn(to, turn.role, turn.content, complete=turn.complete)
+        return len(turns)
+
     def forget_conversation(self, name: str) -> int:
         """Delete a conversation, its turns, its chunks from memory and the model's saved
         state of it (which spills to disk)."""

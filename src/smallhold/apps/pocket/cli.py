@@ -13,15 +13,17 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import click
 from rich.table import Table
 
-from smallhold.apps.pocket import APP
+from smallhold.apps.pocket import APP, repl
 from smallhold.apps.pocket.assistant import SYSTEM, Pocket, TurnResult, remember_request
 from smallhold.apps.pocket.background import JOBS, Background, Outcome
 from smallhold.console import console, emit_json, err_console, handle_errors
 from smallhold.console import profile_option as profile_opt
+from smallhold.errors import SmallholdError
 from smallhold.kit.cli import open_home
 from smallhold.kit.power import decide
 from smallhold.runtime import Delta, GenerationParams, Runtime
@@ -147,23 +149,57 @@ def ask(question: str | None, profile: str, conversation: str | None, model: str
                        "notes": result.events, "background": outcomes})
 
 
-def _repl(pocket: Pocket, name: str, params: GenerationParams) -> None:
-    err_console.print(f"[dim]smallhold chat — conversation {name!r}; empty line or Ctrl-D "
-                      "to quit[/]")
+def _repl(pocket: Pocket, name: str, params: GenerationParams,
+          read: repl.Reader | None = None) -> None:
+    """The conversation loop: questions go to the model, ``/`` commands do not."""
+    err_console.print(f"[dim]smallhold chat — conversation {name!r}; /help for commands, "
+                      "empty line or Ctrl-D to quit[/]")
     if pocket.runtime.manager is not None:
         pocket.runtime.manager.start_watcher()  # keep-alive, memory pressure and idle preload
+    if read is None:
+        asked = [t.content for t in pocket.history(name) if t.role == "user"]
+        read = repl.reader(asked) if sys.stdin.isatty() else _plain_reader
+    settings = repl.Settings(name, params, pocket.model, None)
     while True:
         try:
-            line = console.input("[bold cyan]> [/]")
+            line = read("> ")
         except (EOFError, KeyboardInterrupt):
             break
-        if not line.strip():
+        action = repl.command(line, settings)
+        settings = action.settings
+        pocket.system = settings.system or pocket.system
+        if action.say:
+            console.print(action.say, markup=False)
+        if action.switch_model:
+            try:
+                pocket.runtime.prepare(action.switch_model)
+                pocket.model = pocket.runtime.resolve_model(action.switch_model)
+                settings = replace(settings, model=pocket.model)
+                console.print(f"model: {pocket.model}", markup=False)
+            except SmallholdError as exc:
+                err_console.print(f"[yellow]{exc}[/]", highlight=False)
+        if action.save_as:
+            try:
+                copied = pocket.copy_conversation(settings.conversation, action.save_as)
+                console.print(f"saved {copied} turn(s) as {action.save_as!r}", markup=False)
+            except SmallholdError as exc:
+                err_console.print(f"[yellow]{exc}[/]", highlight=False)
+        if action.quit:
             break
+        if not action.ask:
+            continue
         try:
-            _say(pocket, name, line, params, True)
+            _say(pocket, settings.conversation, action.ask, settings.params, True)
         except KeyboardInterrupt:
             err_console.print("\n[dim](answer stopped; what arrived is saved)[/]")
+        except SmallholdError as exc:  # a refused turn ends the turn, not the loop
+            err_console.print(f"[yellow]{exc}[/]", highlight=False)
         _report_background(pocket.maintain()[1], quiet=True)
+
+
+def _plain_reader(prompt: str) -> str:
+    """Lines from a pipe (a script feeding the loop): no editing to offer."""
+    return console.input(prompt)
 
 
 def _report_background(outcomes: list[Outcome], *, quiet: bool) -> None:
