@@ -21,7 +21,9 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -143,3 +145,29 @@ def byte_progress(description: str, enabled: bool = True) -> Iterator[Callable[[
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def waiting(description: str, enabled: bool = True) -> Iterator[Callable[[], None]]:
+    """A spinner with the seconds elapsed on stderr, for waits that show nothing else (a
+    model loading, a long prompt being read). Yields ``stop``: call it when the first
+    output arrives, so the spinner is gone before the answer starts. Off a terminal: none."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda: None
+        return
+    spinner = Progress(SpinnerColumn(), TextColumn("[dim]{task.description}[/]"),
+                       TimeElapsedColumn(), console=err_console, transient=True)
+    spinner.add_task(description, total=None)
+    spinner.start()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            spinner.stop()
+
+    try:
+        yield stop
+    finally:
+        stop()

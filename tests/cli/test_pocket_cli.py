@@ -109,3 +109,34 @@ def test_chat_can_be_told_to_remember() -> None:
                for m in json.loads(out))
     code, out, _ = run("chat", "what is my locker code?", "--json")
     assert "my locker code is 4411." in [n["text"] for n in json.loads(out)["from_notes"]]
+
+
+def test_a_spinner_shows_the_wait_on_a_terminal_only(tmp_path) -> None:
+    """On a TTY a one-shot question shows a spinner with the seconds elapsed until the answer
+    starts (and clears it); through a pipe (every other test here) stderr stays empty."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SMALLHOLD_RUNTIME__BACKEND": "scripted", "TERM": "xterm",
+           "SMALLHOLD_HOME": str(tmp_path), "COLUMNS": "80",
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "smallhold.cli", "chat", "hello?"],
+                            stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    seen = b""
+    while select.select([leader], [], [], 60)[0]:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=60) == 0
+    text = seen.decode(errors="replace")
+    assert "thinking" in text and "0:00:0" in text
+    assert text.rstrip().endswith("ok")  # the spinner is gone before the answer

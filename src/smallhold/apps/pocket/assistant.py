@@ -139,7 +139,10 @@ class Pocket:
         return stored
 
     def notes(self, question: str) -> list[Recalled]:
-        """The user's notes close in meaning to ``question``, best first."""
+        """The user's notes close in meaning to ``question``, best first (none kept: the
+        embedder is not even loaded)."""
+        if not self.memory.list(kind=NOTE_KIND, limit=1):
+            return []
         return [Recalled(h.memory.text, h.score, -1, -1, h.memory.id)
                 for h in self.memory.recall(question, NOTES_K, kind=NOTE_KIND)
                 if h.vector >= NOTE_MIN_SIMILARITY]

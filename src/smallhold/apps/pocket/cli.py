@@ -21,7 +21,7 @@ from rich.table import Table
 from smallhold.apps.pocket import APP, repl
 from smallhold.apps.pocket.assistant import SYSTEM, Pocket, TurnResult, remember_request
 from smallhold.apps.pocket.background import JOBS, Background, Outcome
-from smallhold.console import console, emit_json, err_console, handle_errors
+from smallhold.console import console, emit_json, err_console, handle_errors, waiting
 from smallhold.console import profile_option as profile_opt
 from smallhold.errors import SmallholdError
 from smallhold.kit.cli import open_home
@@ -87,10 +87,15 @@ def _say(pocket: Pocket, name: str | None, question: str, params: GenerationPara
         if stream_out:
             console.print(f"I'll remember that: {fact}", markup=False)
         return
-    for event in pocket.ask(name, question, params):
-        if isinstance(event, Delta) and stream_out:
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
+    loaded = pocket.runtime.manager is None or any(
+        m.name == pocket.runtime.resolve_model(pocket.model)
+        for m in pocket.runtime.manager.loaded())
+    with waiting("thinking" if loaded else "loading the model", enabled=stream_out) as stop:
+        for event in pocket.ask(name, question, params):
+            if isinstance(event, Delta) and stream_out:
+                stop()
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
     if stream_out:
         sys.stdout.write("\n")
         used = pocket.last.prompt.notes if pocket.last.prompt else []
