@@ -100,6 +100,9 @@ def test_resume_after_kill_continues_where_it_stopped(project: Path, tmp_path: P
     twice = runner.invoke(main, ["code", "apply", run_id])
     assert twice.exit_code == 0 and "already applied" in flat(twice.output), twice.output
     assert "merge by hand" not in twice.output
+    undone = runner.invoke(main, ["code", "undo", run_id])
+    assert undone.exit_code == 0 and "undid run" in flat(undone.output), undone.output
+    assert (project / "calc.py").read_text() == BUGGY
 
 
 def test_a_run_of_the_older_loop_is_refused_with_what_to_do(project: Path, embedder) -> None:

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from smallhold.apps.code.errors import ApplyConflictError, ProjectError
-from smallhold.apps.code.workspace import Workspace, dirty_files, safe_relative
+from smallhold.apps.code.workspace import (
+    Workspace,
+    commit_in_project,
+    dirty_files,
+    safe_relative,
+)
 
 
 def make_project(root: Path, git: bool = False) -> Path:
@@ -41,6 +46,46 @@ def test_copy_edit_diff_apply(tmp_path: Path) -> None:
     # twice: nothing to write and no clash, the project already holds the run's result
     assert ws.conflicts() == [] and ws.already_applied() == ["pkg/core.py"]
     assert ws.apply() == []
+
+
+def test_an_applied_run_is_undone_and_a_file_changed_since_blocks_the_undo(
+        tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    ws = Workspace.create(project, tmp_path / "run" / "work")
+    ws.write("pkg/core.py", "def f():\n    return 2\n")
+    ws.write("pkg/extra.py", "X = 1\n")
+    ws.commit("iteration 1")
+    assert ws.unapply() == []  # not applied yet: nothing to take back
+    assert sorted(ws.apply()) == ["pkg/core.py", "pkg/extra.py"]
+    assert sorted(ws.unapply()) == ["pkg/core.py", "pkg/extra.py"]
+    assert project.joinpath("pkg/core.py").read_text() == "def f():\n    return 1\n"
+    assert not project.joinpath("pkg/extra.py").exists()  # added by the run: removed
+    ws.apply()
+    project.joinpath("pkg/core.py").write_text("def f():\n    return 'mine'\n")
+    with pytest.raises(ApplyConflictError, match=r"changed .* since the run was applied"):
+        ws.unapply()
+    assert project.joinpath("pkg/extra.py").exists()  # refused whole: nothing undone
+    assert "mine" in project.joinpath("pkg/core.py").read_text()
+
+
+def test_commit_in_project_names_the_run_and_runs_no_hook(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", git=True)
+    marker = tmp_path / "hook-ran"
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    subprocess.run(["git", "config", "user.name", "u"], cwd=project, check=True)
+    subprocess.run(["git", "config", "user.email", "u@u"], cwd=project, check=True)
+    project.joinpath("pkg/core.py").write_text("def f():\n    return 2\n")
+    project.joinpath("notes.txt").write_text("not the run's\n")
+    commit = commit_in_project(project, ["pkg/core.py"], "fix f\n\nrun r1")
+    shown = subprocess.run(["git", "show", "--stat", "--format=%s%n%b", commit], cwd=project,
+                           capture_output=True, text=True, check=True).stdout
+    assert "fix f" in shown and "run r1" in shown and "pkg/core.py" in shown
+    assert "notes.txt" not in shown  # only the run's files
+    assert not marker.exists()
+    with pytest.raises(ProjectError, match="not a git repository"):
+        commit_in_project(make_project(tmp_path / "plain"), ["pkg/core.py"], "x")
 
 
 def test_apply_refuses_when_the_project_changed_meanwhile(tmp_path: Path) -> None:

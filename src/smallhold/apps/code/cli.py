@@ -22,7 +22,7 @@ from smallhold.apps.code.errors import ProjectError
 from smallhold.apps.code.memory import KINDS
 from smallhold.apps.code.models import Run, Task
 from smallhold.apps.code.testing import default_command, parse_command
-from smallhold.apps.code.workspace import dirty_files
+from smallhold.apps.code.workspace import commit_in_project, dirty_files
 from smallhold.console import (
     console,
     emit_json,
@@ -243,26 +243,66 @@ def diff(run_id: str, profile: str) -> None:
 
 @code.command()
 @click.argument("run_id")
+@click.option("--commit", "commit", is_flag=True,
+              help="Also commit the written files in the project's git repository, with a "
+                   "message naming the run (no hooks run).")
 @json_option
 @profile_opt
 @handle_errors
-def apply(run_id: str, as_json: bool, profile: str) -> None:
+def apply(run_id: str, commit: bool, as_json: bool, profile: str) -> None:
     """Write the run's changes into the project (refused if those files changed since)."""
     with _agent(profile, quiet=True) as agent:
         run = agent.run(run_id)
         ws = agent.workspace(run)
         applied = ws.apply()
         already = [rel for rel in ws.already_applied() if rel not in applied]
+        committed = commit_in_project(Path(run.task.project), applied, _message(run)) \
+            if commit and applied else None
         if as_json:
-            emit_json({"id": run.id, "applied": applied, "already_applied": already})
+            emit_json({"id": run.id, "applied": applied, "already_applied": already,
+                       "commit": committed})
         elif applied:
             console.print(f"applied {len(applied)} file(s) to {run.task.project}: "
-                          f"{', '.join(applied)}")
+                          f"{', '.join(applied)}" + (f"; committed {committed[:12]}"
+                                                      if committed else ""))
         elif already:
             console.print(f"already applied: {run.task.project} has this run's "
                           f"{', '.join(already)} as the run left them; nothing to write")
         else:
             console.print("nothing to apply: the run changed no files")
+
+
+def _message(run: Run, undo: bool = False) -> str:
+    summary = " ".join(run.task.description.split())
+    summary = summary if len(summary) <= 60 else summary[:59] + "…"
+    head = f"Revert smallhold code run {run.id}" if undo else summary
+    return f"{head}\n\n{'Reverts' if undo else 'Made by'} `smallhold code` run {run.id}: " \
+           f"{run.status} after {run.iterations} iteration(s).\nTask: {run.task.description}\n"
+
+
+@code.command()
+@click.argument("run_id")
+@click.option("--commit", "commit", is_flag=True,
+              help="Also commit the restored files in the project's git repository.")
+@json_option
+@profile_opt
+@handle_errors
+def undo(run_id: str, commit: bool, as_json: bool, profile: str) -> None:
+    """Take an applied run back out of the project (refused if those files changed since)."""
+    with _agent(profile, quiet=True) as agent:
+        run = agent.run(run_id)
+        restored = agent.workspace(run).unapply()
+        committed = commit_in_project(Path(run.task.project), restored,
+                                      _message(run, undo=True)) if commit and restored else None
+        if as_json:
+            emit_json({"id": run.id, "restored": restored, "commit": committed})
+        elif restored:
+            console.print(f"undid run {run.id} in {run.task.project}: {', '.join(restored)} "
+                          "as before the run" + (f"; committed {committed[:12]}"
+                                                 if committed else ""))
+        else:
+            console.print(f"nothing to undo: run {run.id} is not applied in "
+                          f"{run.task.project}")
 
 
 @code.group()

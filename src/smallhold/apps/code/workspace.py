@@ -376,6 +376,38 @@ class Workspace:
                 entries[rel] = (mode, blob)
         return entries
 
+    def unapply(self) -> list[str]:
+        """Take an applied run back out of the project: each file that still holds the run's
+        result gets its content from before the run (a file the run added is removed).
+        Refuses, changing nothing, if any of them changed since it was applied."""
+        states = self._states()
+        changed_since = [rel for rel, state in states.items() if state == "clash"]
+        if changed_since:
+            raise ApplyConflictError(
+                f"{len(changed_since)} file(s) changed in {self.project} since the run was "
+                f"applied: {', '.join(changed_since[:5])}. Nothing was undone. Undo those "
+                "by hand (`smallhold code diff` shows what the run did).")
+        statuses = self.changed()
+        restored = []
+        for rel, state in sorted(states.items()):
+            if state != "applied" or not _plain(rel):
+                continue
+            target = self.project / rel
+            if statuses[rel] == "A":
+                target.unlink(missing_ok=True)
+            else:
+                data = _run_git(self.path, ("cat-file", "blob", f"{self.base}:{rel}"), True,
+                                (self.git_dir, self.path))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                temp = target.with_name(f".{target.name}.smallhold-tmp")
+                temp.unlink(missing_ok=True)
+                temp.write_bytes(data)
+                if target.is_file():
+                    temp.chmod(target.stat().st_mode & 0o7777)
+                os.replace(temp, target)
+            restored.append(rel)
+        return restored
+
     def apply(self, only: Iterable[str] | None = None) -> list[str]:
         """Write the run's changes into the project; refuses (changing nothing) on a clash.
         Returns the files written: a file that already holds the run's result is left as it
@@ -421,3 +453,33 @@ class Workspace:
                 os.replace(temp, target)
             applied.append(rel)
         return applied
+
+
+def commit_in_project(project: Path, files: Iterable[str], message: str) -> str:
+    """Commit ``files`` in the user's own repository with the user's identity; returns the
+    new commit. The files came from a sandboxed run, so git runs with :data:`HARDENED` and
+    ``--no-verify``: no hook, fsmonitor or configured program of the project runs on them
+    (a run may have changed ``.pre-commit-config.yaml``)."""
+    paths = [rel for rel in files if _plain(rel)]
+    if not paths:
+        raise ProjectError("nothing to commit: the run changed no files in the project.")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    hardened = [item for setting in HARDENED for item in ("-c", setting)]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "--no-pager", *hardened, *args], cwd=project,
+                              capture_output=True, env=env)
+        if done.returncode != 0:
+            raise ProjectError(f"git {args[0]} failed in {project}: "
+                               f"{done.stderr.decode('utf-8', 'replace').strip()[:500]}")
+        return done.stdout.decode("utf-8", "replace")
+
+    if shutil.which("git") is None or subprocess.run(
+            ["git", "--no-pager", *hardened, "rev-parse", "--is-inside-work-tree"],
+            cwd=project, capture_output=True, env=env).returncode != 0:
+        raise ProjectError(f"{project} is not a git repository; the files are written, "
+                           "commit them yourself (or leave out --commit).")
+    git("add", "-A", "--", *paths)
+    git("commit", "-q", "--no-verify", "-m", message, "--", *paths)
+    return git("rev-parse", "HEAD").strip()
