@@ -100,6 +100,22 @@ class ServerSettings(_Section):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="model names clients hard-code, answered by a "
+        "smallhold model: {\"gpt-4o-mini\" = \"qwen2.5-coder-1.5b-instruct\", "
+        "\"text-embedding-3-small\" = \"all-minilm-l6-v2\"}")
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        """SMALLHOLD_SERVER__ALIASES=gpt-4o-mini=qwen2.5-coder-1.5b-instruct,b=c."""
+        if isinstance(value, str) and not value.lstrip().startswith("{"):
+            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("aliases are NAME=MODEL pairs separated by commas")
+            return {a.strip(): b.strip() for a, b in pairs}
+        return value
+
 
 class DurableSettings(_Section):
     url: str | None = Field(

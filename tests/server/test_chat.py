@@ -133,7 +133,7 @@ def test_session_comes_from_the_header_or_the_user_field(api: Served) -> None:
 
 
 def test_models_and_health(api: Served) -> None:
-    assert [m.id for m in api.client.models.list()] == ["scripted"]
+    assert [m.id for m in api.client.models.list()] == ["scripted", "all-minilm-l6-v2"]
     health = httpx.get(f"{api.url}/health").json()
     assert health == {"status": "ok", "backend": "scripted", "default_model": "scripted",
                       "loaded": []}

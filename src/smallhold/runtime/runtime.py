@@ -7,13 +7,13 @@ when a test passes one in), and writes every call to the trace log with its timi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 from smallhold.config import Settings, load_settings
-from smallhold.errors import SmallholdError
+from smallhold.errors import ConfigError, SmallholdError
 from smallhold.paths import Paths, resolve_paths
 from smallhold.runtime.backends.base import ChatBackend
 from smallhold.runtime.device import DeviceProbe, PsutilProbe
@@ -138,7 +138,27 @@ class Runtime:
         )
         return self._traced(request, app or self.app)
 
-    def _traced(self, request: ChatRequest, app: str) -> Iterator[StreamEvent]:
+    def stream_text(self, prompt: str, *, model: str | None = None,
+                    params: GenerationParams | None = None, session: str | None = None,
+                    app: str | None = None, cancel: CancelToken | None = None
+                    ) -> Iterator[StreamEvent]:
+        """A raw completion of ``prompt``, with no chat template: what a base model (which
+        has none) is for, and ``/v1/completions``. Traced like a chat call whose one user
+        message is the prompt."""
+        complete = getattr(self.backend, "complete", None)
+        if complete is None:
+            raise ConfigError(f"the {self.backend.name} backend has no raw text completions; "
+                              "use chat instead.")
+        request = ChatRequest(
+            model=self.resolve_model(model), messages=[Message(role="user", content=prompt)],
+            params=params or GenerationParams(), session=session, cancel=cancel,
+        )
+        return self._traced(request, app or self.app,
+                            lambda: complete(request.model, prompt, request))
+
+    def _traced(self, request: ChatRequest, app: str,
+                source: Callable[[], Iterator[StreamEvent]] | None = None
+                ) -> Iterator[StreamEvent]:
         started_wall = time.time()
         started = time.perf_counter()
         first: float | None = None
@@ -146,7 +166,8 @@ class Runtime:
         error: str | None = None
         finish: Finish | None = None
         try:
-            for event in self.backend.stream_chat(request):
+            events = source() if source is not None else self.backend.stream_chat(request)
+            for event in events:
                 if isinstance(event, Delta):
                     if first is None:
                         first = time.perf_counter() - started

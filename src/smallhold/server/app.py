@@ -1,9 +1,14 @@
 """The OpenAI-compatible HTTP API over a :class:`~smallhold.runtime.runtime.Runtime`.
 
     GET  /health                 liveness, backend, default model, loaded models
-    GET  /v1/models              chat models usable here
+    GET  /v1/models              every model usable here (chat, base, embedding) and aliases
+    GET  /v1/models/{id}         one of them
     POST /v1/chat/completions    chat, JSON or Server-Sent Events; X-Smallhold-Session keys KV reuse
+    POST /v1/completions         raw text completion (no chat template), for base models
     POST /v1/embeddings          all-MiniLM-L6-v2 sentence vectors
+
+``[server] aliases`` maps names clients hard-code (``gpt-4o-mini``,
+``text-embedding-3-small``) to smallhold models; every endpoint resolves them first.
 
 Every request first passes the guard (:mod:`smallhold.server.guard`): Host, Origin, API key,
 JSON content type and body size are checked before any endpoint reads a byte of the body.
@@ -35,7 +40,7 @@ from smallhold.errors import ContextOverflowError, SmallholdError, UnknownModelE
 from smallhold.httpguard import AUTHENTICATED, GuardPolicy, RequestGuard
 from smallhold.runtime import assets
 from smallhold.runtime.registry import MODELS, get_model
-from smallhold.server.chat import ChatCompletion
+from smallhold.server.chat import ChatCompletion, TextCompletion
 from smallhold.server.errors import (
     ApiError,
     from_exception,
@@ -49,9 +54,10 @@ from smallhold.server.guard import openai_error, server_policy
 from smallhold.server.schemas import (
     MAX_SESSION_CHARS,
     ChatCompletionRequest,
+    CompletionRequest,
     EmbeddingRequest,
 )
-from smallhold.server.wire import embedding_body, model_list
+from smallhold.server.wire import embedding_body, model_body, model_list
 
 if TYPE_CHECKING:
     from smallhold.runtime.runtime import Runtime
@@ -83,6 +89,29 @@ async def _body(request: Request, model: type[BaseModel]) -> Any:
     return await anyio.to_thread.run_sync(_validated, await request.body(), model)
 
 
+def unalias(runtime: Runtime, name: str | None) -> str | None:
+    """The smallhold model an alias stands for (a name that is no alias is itself)."""
+    if name is None:
+        return None
+    return runtime.settings.server.aliases.get(name, name)
+
+
+def model_names(runtime: Runtime) -> list[str]:
+    """Every model a request may name (blocking: looks at model files): chat models first,
+    then base and embedding models, then the configured aliases."""
+    if runtime.backend.name == "llama":
+        order = {"chat": 0, "base": 1, "embedding": 2}
+        usable = [spec for spec in MODELS if spec.kind in order
+                  and assets.status(spec, runtime.paths.models_dir).status in _USABLE]
+        names = [s.name for s in sorted(usable, key=lambda s: order[s.kind])]
+    else:
+        names = chat_model_names(runtime)
+        names.append(runtime.settings.runtime.embedding_model)
+    names += [a for a, target in runtime.settings.server.aliases.items()
+              if target in names and a not in names]
+    return names
+
+
 def chat_model_names(runtime: Runtime) -> list[str]:
     """Models a chat request may name (blocking: looks at model files)."""
     if runtime.backend.name == "llama":  # a base model has no chat template: it cannot chat
@@ -97,6 +126,7 @@ def chat_model_names(runtime: Runtime) -> list[str]:
 
 def resolve_chat_model(runtime: Runtime, requested: str | None) -> str:
     """The registry name for ``requested``; unknown names fail here, before any generation."""
+    requested = unalias(runtime, requested)
     if runtime.backend.name == "llama":
         spec = get_model(requested or runtime.settings.runtime.default_model)
         if spec.kind == "embedding":
@@ -106,8 +136,9 @@ def resolve_chat_model(runtime: Runtime, requested: str | None) -> str:
             )
         if spec.kind != "chat":
             raise ApiError(400, f"{spec.name} is a base model with no chat template, so it "
-                                "cannot chat; use an instruct model from GET /v1/models.",
-                           param="model", code="model_not_chat")
+                                "cannot chat; send it text to continue at POST "
+                                "/v1/completions, or chat with an instruct model from "
+                                "GET /v1/models.", param="model", code="model_not_chat")
         return spec.name
     if requested is None:
         return runtime.resolve_model(None)
@@ -162,8 +193,43 @@ async def chat_completions(request: Request) -> ASGIApp:
                           executor=threads.for_model(model))
 
 
+def resolve_text_model(runtime: Runtime, requested: str | None) -> str:
+    """A model for a raw completion: any chat or base model (not an embedding model)."""
+    requested = unalias(runtime, requested)
+    if runtime.backend.name == "llama":
+        spec = get_model(requested or runtime.settings.runtime.default_model)
+        if spec.kind not in ("chat", "base"):
+            raise UnknownModelError(f"{spec.name} is an embedding model; use POST "
+                                    "/v1/embeddings for it.")
+        return spec.name
+    return resolve_chat_model(runtime, requested)
+
+
+def _text_model(runtime: Runtime, body: CompletionRequest) -> str:
+    model = resolve_text_model(runtime, body.model)
+    context = runtime.backend.context_length(model)
+    if len(body.text) > context * PROMPT_CHARS_PER_TOKEN:
+        raise ContextOverflowError(
+            f"the prompt is {len(body.text):,} characters, more than {model}'s {context:,}-"
+            "token context can hold; shorten it.")
+    return model
+
+
+async def completions(request: Request) -> ASGIApp:
+    runtime = _runtime(request)
+    try:
+        body: CompletionRequest = await _body(request, CompletionRequest)
+        model = await anyio.to_thread.run_sync(_text_model, runtime, body)
+        session = request.headers.get(SESSION_HEADER) or body.user or None
+    except Exception as exc:
+        return from_exception(exc).response()
+    threads: ModelThreads = request.app.state.model_threads
+    return TextCompletion(runtime, body, model=model, session=session,
+                          executor=threads.for_model(model))
+
+
 def _embed(runtime: Runtime, body: EmbeddingRequest) -> dict[str, Any]:
-    name = body.model or runtime.settings.runtime.embedding_model
+    name = unalias(runtime, body.model) or runtime.settings.runtime.embedding_model
     spec = get_model(name)
     if spec.kind != "embedding":
         raise UnknownModelError(
@@ -196,10 +262,23 @@ async def embeddings(request: Request) -> Response:
 async def models(request: Request) -> Response:
     runtime = _runtime(request)
     try:
-        names = await anyio.to_thread.run_sync(chat_model_names, runtime)
+        names = await anyio.to_thread.run_sync(model_names, runtime)
     except Exception as exc:
         return from_exception(exc).response()
     return JSONResponse(model_list(names))
+
+
+async def model(request: Request) -> Response:
+    runtime = _runtime(request)
+    wanted = request.path_params["model_id"]
+    try:
+        names = await anyio.to_thread.run_sync(model_names, runtime)
+        if wanted not in names:
+            raise ApiError(404, f"no model named {wanted!r} here; GET /v1/models lists them.",
+                           param="model", code="model_not_found")
+    except Exception as exc:
+        return from_exception(exc).response()
+    return JSONResponse(model_body(wanted))
 
 
 def _health(runtime: Runtime) -> dict[str, Any]:
@@ -244,7 +323,9 @@ def create_app(runtime: Runtime, policy: GuardPolicy | None = None) -> Starlette
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", model, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_exception, Exception: unexpected},

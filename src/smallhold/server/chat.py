@@ -1,4 +1,5 @@
-"""``POST /v1/chat/completions`` as an ASGI response: JSON, or Server-Sent Events.
+"""``POST /v1/chat/completions`` and ``/v1/completions`` as ASGI responses: JSON, or
+Server-Sent Events.
 
 Nothing is sent before the first event of the generation has arrived, so a prompt that does
 not fit the context, an unknown or missing model, or a model that cannot load still gets a
@@ -9,20 +10,28 @@ listens for the client going away and cancels the generation, which frees the mo
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from smallhold.errors import GenerationCancelled
-from smallhold.runtime.types import CancelToken, Delta, StreamEvent
+from smallhold.runtime.types import CancelToken, Completion, Delta, StreamEvent
 from smallhold.server.errors import from_exception
 from smallhold.server.generation import Events, threaded_events
-from smallhold.server.schemas import ChatCompletionRequest
-from smallhold.server.wire import ChunkWriter, completion_body, completion_id, sse
+from smallhold.server.schemas import ChatCompletionRequest, CompletionRequest
+from smallhold.server.wire import (
+    ChunkWriter,
+    TextChunkWriter,
+    completion_body,
+    completion_id,
+    sse,
+    text_completion_body,
+)
 
 if TYPE_CHECKING:
     from smallhold.runtime.runtime import Runtime
@@ -85,8 +94,13 @@ class ChatCompletion:
         except Exception as exc:
             await self._error(exc, scope, receive, send)
             return
-        body = completion_body(completion, id=completion_id(), created=int(time.time()))
-        await JSONResponse(body)(scope, receive, send)
+        await JSONResponse(self._body_of(completion))(scope, receive, send)
+
+    def _body_of(self, completion: Completion) -> dict[str, Any]:
+        return completion_body(completion, id=completion_id(), created=int(time.time()))
+
+    def _writer(self) -> ChunkWriter:
+        return ChunkWriter(self.model, include_usage=self.body.include_usage)
 
     async def _stream(self, events: Events, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -94,10 +108,12 @@ class ChatCompletion:
         except Exception as exc:
             await self._error(exc, scope, receive, send)
             return
-        writer = ChunkWriter(self.model, include_usage=self.body.include_usage)
+        writer = self._writer()
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         try:
-            await self._body(send, writer.role())
+            first = writer.role()
+            if first:
+                await self._body(send, first)
             while event is not None and not self.cancel.cancelled:
                 if isinstance(event, Delta):
                     if event.text:
@@ -121,3 +137,25 @@ class ChatCompletion:
         except OSError:  # the connection broke under a write: stop generating
             self.cancel.cancel()
 
+
+class TextCompletion(ChatCompletion):
+    """The response to one ``/v1/completions`` request: the prompt as it is, no template."""
+
+    def __init__(self, runtime: Runtime, body: CompletionRequest, *, model: str,
+                 session: str | None, executor: Executor | None = None) -> None:
+        self.text_body = body
+        super().__init__(runtime, body, model=model, session=session,  # type: ignore[arg-type]
+                         executor=executor)
+
+    def _start(self) -> Iterator[StreamEvent]:
+        return self.runtime.stream_text(
+            self.text_body.text, model=self.model, params=self.text_body.to_params(),
+            session=self.session, app=APP, cancel=self.cancel,
+        )
+
+    def _body_of(self, completion: Completion) -> dict[str, Any]:
+        return text_completion_body(completion, id=f"cmpl-{uuid.uuid4().hex}",
+                                    created=int(time.time()))
+
+    def _writer(self) -> ChunkWriter:
+        return TextChunkWriter(self.model, include_usage=self.text_body.include_usage)

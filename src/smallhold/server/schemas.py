@@ -141,6 +141,55 @@ class ChatCompletionRequest(_Body):
         return self.stream_options is not None and self.stream_options.include_usage
 
 
+class CompletionRequest(_Body):
+    """``POST /v1/completions``: text in, text out, no chat template (base models)."""
+
+    model: str | None = None
+    prompt: str | list[str]
+    max_tokens: int = Field(16, ge=1)  # OpenAI's default for this endpoint
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = Field(None, max_length=MAX_SESSION_CHARS)
+    n: int = 1
+    echo: bool = False
+    suffix: str | None = None
+    logprobs: int | None = None
+
+    @model_validator(mode="after")
+    def _supported(self) -> CompletionRequest:
+        if self.n != 1:
+            raise ValueError("smallhold returns one choice per request; leave out 'n' or set 1")
+        if isinstance(self.prompt, list) and len(self.prompt) != 1:
+            raise ValueError("send one prompt per request (a list of exactly one string)")
+        if self.echo or self.suffix or self.logprobs:
+            raise ValueError("echo, suffix and logprobs are not supported; leave them out")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+    def to_params(self) -> GenerationParams:
+        given: dict[str, Any] = {"max_tokens": self.max_tokens}
+        if self.temperature is not None:
+            given["temperature"] = self.temperature
+        if self.top_p is not None:
+            given["top_p"] = self.top_p
+        if self.seed is not None:
+            given["seed"] = self.seed
+        if self.stop:
+            given["stop"] = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        return GenerationParams(**given)
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+
 class EmbeddingRequest(_Body):
     input: str | list[str]
     model: str | None = None

@@ -107,9 +107,52 @@ def embedding_body(vectors: NDArray[np.float32], model: str, *, encoding: str,
     }
 
 
+def model_body(name: str, created: int = 0) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": OWNER}
+
+
 def model_list(names: Sequence[str], created: int = 0) -> dict[str, Any]:
+    return {"object": "list", "data": [model_body(n, created) for n in names]}
+
+
+def text_completion_body(completion: Completion, *, id: str, created: int) -> dict[str, Any]:
     return {
-        "object": "list",
-        "data": [{"id": n, "object": "model", "created": created, "owned_by": OWNER}
-                 for n in names],
+        "id": id,
+        "object": "text_completion",
+        "created": created,
+        "model": completion.model,
+        "choices": [{"text": completion.text, "index": 0, "logprobs": None,
+                     "finish_reason": finish_reason(completion.finish_reason)}],
+        "usage": usage_body(completion.usage),
     }
+
+
+class TextChunkWriter(ChunkWriter):
+    """The ``data:`` lines of one streamed ``/v1/completions`` answer."""
+
+    def __init__(self, model: str, *, include_usage: bool) -> None:
+        super().__init__(model, include_usage=include_usage)
+        self.id = f"cmpl-{uuid.uuid4().hex}"
+
+    def _text_chunk(self, text: str, finish: str | None) -> bytes:
+        body: dict[str, Any] = {
+            "id": self.id, "object": "text_completion", "created": self.created,
+            "model": self.model,
+            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            body["usage"] = None
+        return sse(body)
+
+    def role(self) -> bytes:
+        return b""
+
+    def content(self, text: str) -> bytes:
+        return self._text_chunk(text, None)
+
+    def finish(self, reason: FinishReason, usage: Usage) -> bytes:
+        out = self._text_chunk("", finish_reason(reason))
+        if self.include_usage:
+            out += sse({"id": self.id, "object": "text_completion", "created": self.created,
+                        "model": self.model, "choices": [], "usage": usage_body(usage)})
+        return out + b"data: [DONE]\n\n"

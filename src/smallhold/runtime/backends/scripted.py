@@ -52,6 +52,11 @@ class ScriptedBackend:
     def context_length(self, model: str) -> int:
         return self._context
 
+    def complete(self, model: str, prompt: str, request: ChatRequest
+                 ) -> Iterator[StreamEvent]:
+        """A raw completion: the request's one message is the prompt."""
+        return self.stream_chat(request)
+
     def stream_chat(self, request: ChatRequest) -> Iterator[StreamEvent]:
         self.requests.append(request)
         prompt_tokens = sum(self.count_tokens(request.model, m.content) + 4
