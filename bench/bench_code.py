@@ -61,7 +61,10 @@ def mbpp_project(task: dict[str, Any], root: Path) -> Path:
     asserts = "\n".join("    " + line for line in task["test_base"].strip().splitlines())
     (project / "tests" / "test_public.py").write_text(
         f"from solution import *  # noqa: F403\n\n\ndef test_examples():\n{asserts}\n")
-    (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\npythonpath = ["."]\n')
+    # only test_examples is a test: the star import also brings in the function under test,
+    # and pytest collected one named test_duplicate (Mbpp/19) as a test wanting a fixture
+    (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\npythonpath = ["."]\n'
+                                            'python_functions = ["test_examples"]\n')
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
     subprocess.run(["git", "-c", "user.email=bench@localhost", "-c", "user.name=bench",

@@ -201,10 +201,16 @@ def _test_sources(ws: Workspace) -> dict[str, str]:
     return {f: ws.read(f) for f in ws.files() if f.endswith(".py") and _test_file(f)}
 
 
-def _read_files(ws: Workspace) -> tuple[list[str], dict[str, str]]:
+def _read_files(ws: Workspace, editable: list[str] | None = None
+                ) -> tuple[list[str], dict[str, str]]:
+    """The project's file list and the files shown in full: Python everywhere, and text
+    files (configs, docs) only where the task may change them. A config the model may not
+    edit is read by the tests, not by the model; every shown token is read (prefilled) on
+    every call, which on two cores is most of a small task's time."""
     tree = ws.files()
-    shown = {f: ws.read(f) for f in tree if f.endswith((".py", ".toml", ".cfg", ".md", ".txt",
-                                                        ".json", ".ini"))}
+    texts = (".toml", ".cfg", ".md", ".txt", ".json", ".ini")
+    shown = {f: ws.read(f) for f in tree if f.endswith(".py") or (
+        f.endswith(texts) and (editable is None or f in editable))}
     return tree, shown
 
 
@@ -321,10 +327,11 @@ def baseline(agent: Agent, run_id: str) -> Baseline:
 def _messages(agent: Agent, run: Run, number: int) -> list[Message]:
     """Iteration ``number``'s conversation: the direct write first, a repair after."""
     ws = agent.workspace(run)
-    tree, files = _read_files(ws)
+    tree, files = _read_files(ws, run.task.editable)
     if number == 1:
         before = "" if not run.baseline_summary or run.baseline_tail == "" else \
-            prompts.test_output(run.baseline_summary, run.baseline_explained, run.baseline_tail)
+            prompts.baseline_output(run.baseline_summary, run.baseline_explained,
+                                    run.baseline_tail)
         return prompts.write_messages(run.task, files, tree, before)
     history = agent.history(run.id, number)
     last = history[-1]

@@ -10,6 +10,7 @@ The stable part (the role) comes first so the KV cache keeps it between calls.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from smallhold.apps.code import edits
@@ -21,6 +22,9 @@ SYSTEM = (
     "You are a careful Python engineer working on a copy of the user's project. You change "
     "as little as needed to make the task's tests pass, keep the project's style, and never "
     "weaken or delete a test to make it pass. Code runs in a sandbox without network.")
+# The edit format rides in the system message, the one prefix every call shares: llama.cpp
+# keeps it in the KV cache from one call (and one run) to the next, so it is not read again.
+EDIT_SYSTEM = f"{SYSTEM}\n\n{edits.INSTRUCTIONS}"
 DIAGNOSIS = "Diagnosis:"
 TAIL_SHOWN = 1_500  # characters of raw test output beside the explained failures
 FILE_BUDGET = 12_000  # characters of file contents shown in one prompt
@@ -63,6 +67,22 @@ def test_output(summary: str, explained: str, tail: str) -> str:
     return f"{summary}\n```\n{shown}\n```" if shown else summary
 
 
+_NOT_YET = re.compile(r"(NameError: name '[^']+' is not defined|ImportError: cannot import "
+                      r"name '[^']+'|AttributeError: module '[^']+' has no attribute '[^']+')")
+
+
+def baseline_output(summary: str, explained: str, tail: str) -> str:
+    """The tests before any change, for the first attempt. When every failure is only that
+    the code under test does not exist yet, one line says so: the tests shown above already
+    say what they call, and a small task's prompt is read again on every call."""
+    failures = [block for block in explained.split("Failing test: ")[1:] if block.strip()]
+    missing = [_NOT_YET.search(block) for block in failures]
+    if failures and all(missing) and "more failing" not in explained:
+        names = sorted({m.group(1) for m in missing if m})
+        return "they fail because what they call is not written yet (" + "; ".join(names) + ")"
+    return test_output(summary, explained, tail)
+
+
 def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
                    baseline: str) -> list[Message]:
     """The first iteration: the change asked for directly. ``baseline`` is the tests'
@@ -73,9 +93,9 @@ def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
         show_files(files),
         f"The tests before any change: {baseline}" if baseline else "",
         _rules(task),
-        f"Write the change that does the task. {edits.INSTRUCTIONS}",
+        "Write the change that does the task, in the file format above.",
     ] if p)
-    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+    return [Message(role="system", content=EDIT_SYSTEM), Message(role="user", content=user)]
 
 
 def _refused_tests(last: Iteration) -> str:
@@ -114,10 +134,10 @@ def repair_messages(task: Task, files: dict[str, str], tree: Sequence[str], hist
         _rules(task),
         f"First write one line starting `{DIAGNOSIS}` that says what in the code is wrong, "
         "reading the failing check above (what it returned against what the test expects). "
-        f"Then write the corrected file(s). {edits.INSTRUCTIONS}",
+        "Then write the corrected file(s) in the file format above.",
     ]
     user = "\n\n".join(p for p in parts if p)
-    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+    return [Message(role="system", content=EDIT_SYSTEM), Message(role="user", content=user)]
 
 
 def diagnosis(reply: str) -> str:
