@@ -73,6 +73,24 @@ def test_different_wrong_answers_are_not_the_same_failure(
     assert done.status == "solved" and done.iterations == 4
 
 
+def test_a_repair_that_brings_back_tried_code_is_drawn_again(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    """The same wrong code again is not a new experiment: the model is told so and asked
+    for another fix, hotter, before anything is tested."""
+    backend = scripted([edit("calc.py", WRONG), edit("calc.py", WRONG, "it multiplies"),
+                        edit("calc.py", FIXED, DIAGNOSIS)])
+    agent = make_agent(backend)
+    done = execute(agent, agent.create(task_for(project)).id)
+    assert done.status == "solved" and done.iterations == 2 and len(backend.requests) == 3
+    second = agent.iteration(done.id, 2)
+    assert "brought back code already tried" in second.rejected[0]
+    redraw = backend.requests[2]
+    assert "already tried" in redraw.messages[-1].content
+    assert redraw.params.temperature == 1.0
+    assert redraw.params.seed != backend.requests[1].params.seed
+    assert second.hypothesis is not None and second.hypothesis.text == DIAGNOSIS
+
+
 def test_an_unreadable_reply_is_reported_and_the_run_goes_on(
         make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
     backend = scripted(["no code here"] * 3 + [edit("calc.py", FIXED, DIAGNOSIS)])

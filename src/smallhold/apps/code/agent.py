@@ -75,6 +75,8 @@ EDIT_PARAMS = GenerationParams(max_tokens=2048, temperature=0.0, seed=7)
 # top-k 40 leave one token standing almost everywhere at that temperature): 14 of 18 retries
 # changed nothing. At 0.7 a retry is a different attempt that still follows the prompt.
 RETRY_TEMPERATURE = 0.7
+MAX_REDRAWS = 2  # re-asks within one repair that brought back code already tried
+REDRAW_TEMPERATURE = 1.0
 # The loop's shape, kept in each run: a run written by another shape (format 1 planned and
 # reflected in steps of their own) cannot be resumed by this workflow, whose steps differ.
 LOOP_FORMAT = 2
@@ -392,17 +394,68 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
     return accepted
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _tried(agent: Agent, run: Run, number: int) -> dict[str, set[str]]:
+    """{path: digests of the contents earlier iterations proposed for it}."""
+    seen: dict[str, set[str]] = {}
+    for earlier in range(1, number):
+        try:
+            changes = agent.proposals.get(f"{run.id}:{earlier}").value.changes
+        except RecordNotFoundError:
+            continue
+        for change in changes:
+            seen.setdefault(change.path, set()).add(_digest(change.content))
+    return seen
+
+
+def repeats(proposed: list[FileChange], current: dict[str, str],
+            seen: dict[str, set[str]]) -> bool:
+    """Whether ``proposed`` only brings back code already there or already tried: every
+    file is as it is now or as an earlier iteration proposed it."""
+    return bool(proposed) and all(
+        current.get(c.path) == c.content or _digest(c.content) in seen.get(c.path, set())
+        for c in proposed)
+
+
 def write(agent: Agent, run_id: str, number: int) -> Written:
     run = agent.run(run_id)
+    ws = agent.workspace(run)
     it = Iteration(run_id=run_id, number=number)
     agent.notify(f"iteration {number}: " + ("writing the change" if number == 1 else
                                             "repairing what the tests showed"))
     started = time.perf_counter()
     params = sampling(EDIT_PARAMS.model_copy(update={"seed": run.task.seed}), number)
-    edit, tokens, problem, reply = agent.ask_edit(run, _messages(agent, run, number), params)
+    messages = _messages(agent, run, number)
+    edit, tokens, problem, reply = agent.ask_edit(run, messages, params)
+    vetted = Iteration(run_id=run_id, number=number)
+    proposed = _vet(agent, run, ws, edit, vetted) if edit is not None else []
+    if number > 1:
+        # A small model shown its own failed code and diagnosis copies them: 9 of 13 repairs
+        # of a 14-task run were byte-identical to an earlier attempt, even sampled at 0.7.
+        # Such a repair is not tested again; the model is told and asked for another.
+        seen = _tried(agent, run, number)
+        current = {c.path: ws.read(c.path) for c in proposed if c.path in set(ws.files())}
+        for redraw in range(1, MAX_REDRAWS + 1):
+            if edit is None or not repeats(proposed, current, seen):
+                break
+            it.rejected.append("the repair brought back code already tried; asked for "
+                               "another")
+            messages = [*messages, Message(role="assistant", content=reply),
+                        Message(role="user", content=prompts.REDRAW)]
+            again = params.model_copy(update={"temperature": REDRAW_TEMPERATURE,
+                                              "seed": (params.seed or 0) + 1000 * redraw})
+            edit, spent, problem, reply = agent.ask_edit(run, messages, again)
+            tokens += spent
+            vetted = Iteration(run_id=run_id, number=number)
+            proposed = _vet(agent, run, ws, edit, vetted) if edit is not None else []
+            current = {c.path: ws.read(c.path) for c in proposed if c.path in set(ws.files())}
+    it.rejected += vetted.rejected
+    it.repaired, it.findings = vetted.repaired, vetted.findings
     if edit is None:
         it.rejected.append(f"the model's edit could not be read: {problem}")
-        proposed: list[FileChange] = []
     else:
         stated = prompts.diagnosis(reply) if number > 1 else ""
         summary = stated or ("the change written directly" if number == 1 else
@@ -414,7 +467,6 @@ def write(agent: Agent, run_id: str, number: int) -> Written:
             run.hypotheses.append(reflection.Tried(iteration=number, text=it.hypothesis.text,
                                                    status="open"))
             agent.save(run)
-        proposed = _vet(agent, run, agent.workspace(run), edit, it)
     it.tokens, it.seconds = tokens, time.perf_counter() - started
     agent.put(it)
     agent.proposals.put(Proposal(changes=proposed), f"{run_id}:{number}")

@@ -109,8 +109,6 @@ def short_term(iterations: Sequence[Iteration], keep: int = SHORT_TERM) -> str:
             lines.append(f"  error: {it.signature.splitlines()[0]}")
         if it.undone:
             lines.append(f"  undone: {it.undone}")
-        if it.hypothesis:
-            lines.append(f"  diagnosis acted on: {it.hypothesis.text}")
     return "\n".join(lines)
 
 

@@ -26,6 +26,9 @@ SYSTEM = (
 # keeps it in the KV cache from one call (and one run) to the next, so it is not read again.
 EDIT_SYSTEM = f"{SYSTEM}\n\n{edits.INSTRUCTIONS}"
 DIAGNOSIS = "Diagnosis:"
+REDRAW = ("That is code that was already tried, and the tests failed on it. Find another "
+          "cause in the failing check and write a different fix: `Diagnosis:` first, then the "
+          "file(s).")
 TAIL_SHOWN = 1_500  # characters of raw test output beside the explained failures
 FILE_BUDGET = 12_000  # characters of file contents shown in one prompt
 
