@@ -279,3 +279,13 @@ def test_memory_off_neither_learns_nor_recalls(make_agent: MakeAgent, project: P
     done = execute(agent, agent.create(task_for(project, memory=False)).id)
     assert done.status == "solved" and len(agent.memory.list()) == learnt
     assert "seen before" not in prompt(quiet, 1) and "earlier run" not in prompt(quiet, 1)
+
+
+def test_the_reply_is_watched_as_it_is_generated(make_agent: MakeAgent, project: Path,
+                                                 paths: Paths, settings: Settings) -> None:
+    agent = make_agent(scripted([edit("calc.py", FIXED)]))
+    pieces: list[str] = []
+    agent.watch = pieces.append
+    done = execute(agent, agent.create(task_for(project)).id)
+    assert done.status == "solved" and len(pieces) > 3  # word by word, not one block
+    assert "return a + b" in "".join(pieces)

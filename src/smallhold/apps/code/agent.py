@@ -28,7 +28,7 @@ import hashlib
 import itertools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +62,8 @@ from smallhold.apps.code.testing import TestReport, run_tests
 from smallhold.apps.code.workspace import Workspace, safe_relative
 from smallhold.errors import ConfigError, RecordNotFoundError
 from smallhold.kit import Home
-from smallhold.runtime import GenerationParams, Message, Runtime
+from smallhold.runtime import Delta, GenerationParams, Message, Runtime, StreamEvent
+from smallhold.runtime.types import collect
 from smallhold.store.collections import Collection
 from smallhold.store.handle import VaultHandle
 from smallhold.store.memory.store import MemoryStore
@@ -99,6 +100,8 @@ class Agent:
     runs_dir: Path
     decider: approval.Decider = field(default_factory=approval.DenyAll)
     notify: Notify = lambda _message: None
+    # each piece of the model's reply as it is generated (the CLI's live view); None: off
+    watch: Callable[[str], None] | None = None
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], float] = time.time
     sandboxes: SandboxFactory = bubblewrap
@@ -173,8 +176,9 @@ class Agent:
         read, the reply's text); a reply it cannot read goes back with why."""
         spent, history, problem = 0, list(messages), ""
         for _attempt in range(retries + 1):
-            done = self.runtime.chat(history, model=run.task.model, params=params, app="code",
-                                     session=f"code-{run.id}")
+            done = collect(self._watched(self.runtime.stream(
+                history, model=run.task.model, params=params, app="code",
+                session=f"code-{run.id}")))
             spent += done.usage.prompt_tokens + done.usage.completion_tokens
             try:
                 return edits.parse_edit(done.text), spent, "", done.text
@@ -184,6 +188,12 @@ class Agent:
                            Message(role="user", content=f"I could not read that: {problem}. "
                                                         f"{edits.INSTRUCTIONS}")]
         return None, spent, f"no readable edit after {retries + 1} tries; {problem}", ""
+
+    def _watched(self, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+        for event in events:
+            if self.watch is not None and isinstance(event, Delta):
+                self.watch(event.text)
+            yield event
 
     # -- starting ---------------------------------------------------------------------------
 

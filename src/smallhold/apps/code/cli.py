@@ -19,6 +19,7 @@ from rich.table import Table
 from smallhold.apps.code import APP, approval
 from smallhold.apps.code.agent import Agent, execute
 from smallhold.apps.code.errors import ProjectError
+from smallhold.apps.code.live import LiveView
 from smallhold.apps.code.memory import KINDS
 from smallhold.apps.code.models import Run, Task
 from smallhold.apps.code.testing import default_command, parse_command
@@ -46,7 +47,7 @@ class _CodeGroup(click.Group):
 
 @click.group(cls=_CodeGroup)
 def code() -> None:
-    """A coding agent: plans, edits a copy of the project, tests in a sandbox, reflects.
+    """A coding agent: edits a copy of the project, tests it in a sandbox, repairs.
 
     \b
     smallhold code "TASK" --project DIR    work on TASK until the tests pass (or a stop)
@@ -71,6 +72,18 @@ def _agent(profile: str, policy: Path | None = None, quiet: bool = False
     """The profile's agent, on the home every command opens (a test's overrides apply)."""
     with open_home(profile, app=APP, quiet=quiet) as home:
         yield Agent.on(home, policy=policy)
+
+
+@contextmanager
+def _watching(agent: Agent, as_json: bool) -> Iterator[None]:
+    """The live view of the model's reply while ``agent`` works, on a terminal only."""
+    if as_json or not err_console.is_terminal:
+        yield
+        return
+    with LiveView(err_console) as view:
+        agent.notify, agent.watch = view.step, view.token
+        agent.decider = view.paused(agent.decider)
+        yield
 
 
 def _summary(run: Run) -> dict[str, object]:
@@ -160,7 +173,8 @@ def run_command(task: str, project: Path, test_command: str | None, max_iteratio
         if not as_json:
             err_console.print(f"[dim]run {run.id} (resume with: smallhold code resume "
                               f"{run.id})[/dim]")
-        done = execute(agent, run.id)
+        with _watching(agent, as_json):
+            done = execute(agent, run.id)
         _report(agent, done, as_json)
 
 
@@ -177,7 +191,8 @@ def resume(run_id: str, as_json: bool, profile: str) -> None:
             err_console.print(f"run {run.id} already ended: {run.status}")
         else:
             agent.runtime.prepare(run.task.model)
-        done = execute(agent, run.id, resume=True)
+        with _watching(agent, as_json):
+            done = execute(agent, run.id, resume=True)
         _report(agent, done, as_json)
 
 
