@@ -1,7 +1,9 @@
-"""``smallhold models``: list, install, verify, path, rm, plan."""
+"""``smallhold models``: list, install, verify, path, rm, plan; add and remove your own."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,12 +19,13 @@ from smallhold.console import (
     json_option,
     keep_whole,
 )
-from smallhold.errors import ModelNotInstalledError
+from smallhold.errors import ModelNotInstalledError, UnknownModelError
 from smallhold.paths import resolve_paths
 from smallhold.runtime import assets
 from smallhold.runtime.device import PsutilProbe
 from smallhold.runtime.manager import ModelManager
 from smallhold.runtime.registry import MODELS, ModelSpec, get_model
+from smallhold.runtime.usermodels import UserModels, spec_from_file
 
 
 def _selected(names: tuple[str, ...], all_: bool) -> list[ModelSpec]:
@@ -44,7 +47,7 @@ def _row(spec: ModelSpec, state: assets.ModelStatus) -> dict[str, Any]:
 
 @click.group()
 def models() -> None:
-    """The bundled models: what is installed, where, and whether the files are intact."""
+    """The models: bundled ones and your own GGUF files; installed, where, intact."""
 
 
 @models.command("list")
@@ -53,7 +56,9 @@ def models() -> None:
 def list_models(as_json: bool) -> None:
     """List every known model and its status."""
     models_dir = resolve_paths().models_dir
-    rows = [_row(s, assets.status(s, models_dir)) for s in MODELS]
+    paths = resolve_paths()
+    rows = [_row(s, assets.status(s, models_dir))
+            for s in [*MODELS, *UserModels(paths).specs()]]
     if as_json:
         emit_json(rows)
         return
@@ -172,3 +177,43 @@ def plan(name: str | None, as_json: bool) -> None:
     console.print(f"[bold]{chosen.model}[/]  {chosen.describe()}", highlight=False)
     for reason in chosen.reasons:
         console.print(f"  • {reason}")
+
+
+@models.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", help="What to call it (default: the file's name); use it with -m.")
+@click.option("--quiet", is_flag=True, help="No progress bar while hashing.")
+@json_option
+@handle_errors
+def add(file: Path, name: str | None, quiet: bool, as_json: bool) -> None:
+    """Register your own GGUF FILE: kind, context, quantization and chat template are read
+    from the file, its sha256 is kept so a changed file is refused. The file stays where
+    it is."""
+    paths = resolve_paths()
+    spec = spec_from_file(file, name=(name or file.stem).lower())
+    with byte_progress(f"hashing {file.name}", enabled=not quiet and not as_json) as progress:
+        digest = assets.sha256_file(Path(spec.path), progress)
+    spec = UserModels(paths).add(replace(spec, sha256=digest))
+    if as_json:
+        emit_json(_row(spec, assets.status(spec, paths.models_dir)))
+        return
+    console.print(f"added [bold]{spec.name}[/]: {spec.kind}, {spec.parameters} parameters, "
+                  f"{spec.quantization}, context {spec.context_length:,}"
+                  f"{', chat template from the file' if spec.kind == 'chat' else ''}; "
+                  f"use it with -m {spec.name}", highlight=False)
+
+
+@models.command()
+@click.argument("name")
+@json_option
+@handle_errors
+def remove(name: str, as_json: bool) -> None:
+    """Forget your model NAME (its file is left where it is)."""
+    removed = UserModels(resolve_paths()).remove(name)
+    if not removed:
+        raise UnknownModelError(f"{name!r} is not one of your added models; `smallhold models "
+                                "list` shows them.")
+    if as_json:
+        emit_json({"removed": name})
+    else:
+        console.print(f"removed {name} (the file itself is untouched)")

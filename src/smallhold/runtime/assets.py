@@ -65,6 +65,9 @@ def missing_packages(spec: ModelSpec) -> list[str]:
 
 
 def install_hint(spec: ModelSpec, missing: list[str] | None = None) -> str:
+    if spec.path:
+        return (f"your file {spec.path} is gone; put it back, or `smallhold models remove "
+                f"{spec.name}`")
     names = missing if missing is not None else spec.packages
     shown = " ".join(names[:4]) + (" ..." if len(names) > 4 else "")
     return (
@@ -75,6 +78,8 @@ def install_hint(spec: ModelSpec, missing: list[str] | None = None) -> str:
 
 
 def target_path(spec: ModelSpec, models_dir: Path) -> Path:
+    if spec.path:
+        return Path(spec.path)
     if not spec.split:
         found = part_path(spec.parts[0])
         if found is not None:
@@ -123,6 +128,9 @@ def _record_ok(spec: ModelSpec, path: Path, models_dir: Path) -> None:
 
 
 def repair_hint(spec: ModelSpec) -> str:
+    if spec.path:
+        return (f"It changed since `models add`: add it again (`smallhold models add "
+                f"{spec.path} --name {spec.name}`) if the change is yours.")
     if spec.split:
         return f"Run `smallhold models rm {spec.name}` then `smallhold models install {spec.name}`."
     return (
@@ -169,6 +177,8 @@ def verify_file(spec: ModelSpec, path: Path, models_dir: Path, *, force: bool = 
     check_header(spec, path)
     if not force and _cached_ok(spec, path, models_dir):
         return
+    if spec.path and not spec.sha256:  # -m PATH: the user's file as it is, nothing to compare
+        return
     if spec.is_directory:
         _verify_files(spec, path, progress)
         _record_ok(spec, path, models_dir)
@@ -206,6 +216,8 @@ def status(spec: ModelSpec, models_dir: Path) -> ModelStatus:
         except ModelFileError as exc:
             return ModelStatus(spec, "corrupt", path, str(exc))
         return ModelStatus(spec, "ready", path, "installed")
+    if spec.path:
+        return ModelStatus(spec, "missing-package", None, install_hint(spec))
     missing = missing_packages(spec)
     if missing:
         return ModelStatus(spec, "missing-package", None, install_hint(spec, missing))

@@ -65,6 +65,8 @@ class ModelSpec:
     # A model that is a directory of files (``filename`` names the directory; ``size`` and
     # ``sha256`` are the total and the manifest digest); empty for a one-file model.
     files: tuple[FileSpec, ...] = field(default=())
+    # A user's own file (``models add``, ``-m PATH``): where it is; empty for a bundled model.
+    path: str = ""
 
     @property
     def packages(self) -> list[str]:
@@ -241,12 +243,19 @@ MODELS: tuple[ModelSpec, ...] = (QWEN_1_5B, QWEN_0_5B, SMOLLM2_135M, GEMMA3_270M
 
 
 def get_model(name: str) -> ModelSpec:
-    """Look a model up by name or alias."""
+    """Look a model up by name or alias: the bundled ones, then the user's (``models add``),
+    then a path to a GGUF file (``-m ./my-model.gguf``)."""
     for spec in MODELS:
         if name == spec.name or name in spec.aliases:
             return spec
+    from smallhold.runtime import usermodels  # reads the config folder: only when needed
+
+    found = usermodels.lookup(name)
+    if found is not None:
+        return found
     known = ", ".join(spec.name for spec in MODELS)
-    raise UnknownModelError(f"no model named {name!r}; known models: {known}")
+    raise UnknownModelError(f"no model named {name!r}; known models: {known}, your own "
+                            "(`smallhold models add FILE.gguf`), or a path to a .gguf file")
 
 
 def chat_models() -> list[ModelSpec]:
