@@ -24,6 +24,7 @@ from smallhold.paths import resolve_paths
 from smallhold.runtime import assets
 from smallhold.runtime.device import PsutilProbe
 from smallhold.runtime.manager import ModelManager
+from smallhold.runtime.pull import download, file_name, source_url
 from smallhold.runtime.registry import MODELS, ModelSpec, get_model
 from smallhold.runtime.usermodels import UserModels, spec_from_file
 
@@ -201,6 +202,33 @@ def add(file: Path, name: str | None, quiet: bool, as_json: bool) -> None:
                   f"{spec.quantization}, context {spec.context_length:,}"
                   f"{', chat template from the file' if spec.kind == 'chat' else ''}; "
                   f"use it with -m {spec.name}", highlight=False)
+
+
+@models.command()
+@click.argument("source")
+@click.option("--name", help="What to call it (default: the file's name).")
+@click.option("--sha256", help="The file's sha256; the download must match it.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option
+@handle_errors
+def pull(source: str, name: str | None, sha256: str | None, quiet: bool,
+         as_json: bool) -> None:
+    """Download a GGUF model from SOURCE (an http(s) URL, or ORG/REPO:FILE.gguf on Hugging
+    Face) into the models folder and add it. An interrupted pull resumes when run again."""
+    paths = resolve_paths()
+    url = source_url(source)
+    with byte_progress(f"pulling {file_name(url)}", enabled=not quiet and not as_json) as bar:
+        path = download(url, paths.models_dir, sha256=sha256, progress=bar)
+    spec = spec_from_file(path, name=(name or path.stem).lower())
+    with byte_progress(f"hashing {path.name}", enabled=not quiet and not as_json) as bar:
+        spec = replace(spec, sha256=assets.sha256_file(path, bar))
+    spec = UserModels(paths).add(spec)
+    if as_json:
+        emit_json(_row(spec, assets.status(spec, paths.models_dir)))
+        return
+    console.print(f"pulled [bold]{spec.name}[/] into {path}: {spec.kind}, {spec.parameters} "
+                  f"parameters, {spec.quantization}; use it with -m {spec.name}",
+                  highlight=False)
 
 
 @models.command()
