@@ -28,6 +28,8 @@ SUITE_COMMANDS: dict[str, tuple[str, str]] = {
     "web": ("smallhold.commands.web",
             "The suite's pages in your browser (pocket chat), on 127.0.0.1."),
     "jobs": ("smallhold.commands.jobs", "Every app's background jobs: when due, run now."),
+    "ps": ("smallhold.commands.ps", "The models a running server keeps warm."),
+    "stop": ("smallhold.commands.ps", "Unload a model from the running server now."),
 }
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
+import sys
 
 import click
 
 from smallhold.config import load_settings
 from smallhold.console import byte_progress, err_console, handle_errors, json_option
 from smallhold.paths import resolve_paths
-from smallhold.runtime import assets
+from smallhold.runtime import assets, local_server
 from smallhold.runtime.registry import get_model
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -91,7 +93,17 @@ def serve(host: str | None, port: int | None, model: str | None, preload: bool,
         if not is_loopback(host):
             err_console.print(f"smallhold: warning: {host} is reachable from other machines; "
                               "every request needs the API key.", soft_wrap=True)
-        uvicorn.run(create_app(runtime, policy), host=host, port=port, log_level=log_level)
+        # so that `smallhold chat` and `smallhold ps` find this server and its warm models
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else _url_host(host)
+        local_server.announce(paths, f"http://{local}:{port}", os.getpid())
+        # uvicorn re-raises the SIGTERM it stopped on once it is done; the default action
+        # would end the process before `finally` could withdraw the announcement
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            uvicorn.run(create_app(runtime, policy), host=host, port=port,
+                        log_level=log_level)
+        finally:
+            local_server.withdraw(paths, os.getpid())
 
 
 def _url_host(host: str) -> str:

@@ -15,6 +15,7 @@ from smallhold.config import Settings
 from smallhold.kit.home import Home, Overrides
 from smallhold.kit.io import ConsoleIO
 from smallhold.kit.spec import AppSpec
+from smallhold.runtime.backends.base import ChatBackend
 
 
 def overrides() -> Overrides:
@@ -25,15 +26,17 @@ def overrides() -> Overrides:
 
 
 def open_home(profile: str | None, *, app: AppSpec | str | None = None, quiet: bool = False,
-              settings: Settings | None = None) -> Home:
+              settings: Settings | None = None, backend: ChatBackend | None = None) -> Home:
     """The home of ``profile`` for a command; ``quiet`` (``--json``) keeps progress notes
     off stderr; ``settings`` are the command's own (``serve --model`` changes the default
-    model), used unless a test supplied some."""
+    model) and ``backend`` its own (a running server's), used unless a test supplied some."""
     given = overrides()
     if given.io is None:
         given = replace(given, io=ConsoleIO(quiet=quiet))
     if given.settings is None and settings is not None:
         given = replace(given, settings=settings)
+    if given.backend is None and backend is not None:
+        given = replace(given, backend=backend)
     return Home.open(profile, app=app, overrides=given)
 
 

@@ -6,6 +6,8 @@
     POST /v1/chat/completions    chat, JSON or Server-Sent Events; X-Smallhold-Session keys KV reuse
     POST /v1/completions         raw text completion (no chat template), for base models
     POST /v1/embeddings          all-MiniLM-L6-v2 sentence vectors
+    GET  /smallhold/ps           the loaded models: memory, idle time, keep-alive left
+    POST /smallhold/stop         unload a model now ({"model": NAME})
 
 ``[server] aliases`` maps names clients hard-code (``gpt-4o-mini``,
 ``text-embedding-3-small``) to smallhold models; every endpoint resolves them first.
@@ -281,6 +283,53 @@ async def model(request: Request) -> Response:
     return JSONResponse(model_body(wanted))
 
 
+def _ps(runtime: Runtime) -> dict[str, Any]:
+    manager = runtime.manager
+    if manager is None:
+        return {"backend": runtime.backend.name, "models": []}
+    keep = runtime.settings.runtime.keep_alive
+    models = []
+    for m in manager.loaded():
+        left = None if keep < 0 else max(0.0, keep - m.idle_seconds) if not m.refs else keep
+        models.append({"name": m.name, "tier": m.tier, "kv_cache": m.kv_cache,
+                       "n_ctx": m.n_ctx, "busy": m.refs > 0, "bytes": m.predicted_bytes,
+                       "idle_seconds": round(m.idle_seconds, 1),
+                       "keep_alive_left_seconds": None if left is None else round(left, 1),
+                       "load_seconds": round(m.load_seconds, 2)})
+    return {"backend": runtime.backend.name, "keep_alive": keep, "models": models}
+
+
+async def ps(request: Request) -> Response:
+    return JSONResponse(await anyio.to_thread.run_sync(_ps, _runtime(request)))
+
+
+class _StopRequest(BaseModel):
+    model: str
+
+
+def _stop(runtime: Runtime, name: str) -> dict[str, Any]:
+    manager = runtime.manager
+    if manager is None:
+        raise ApiError(400, f"the {runtime.backend.name} backend loads no models here.")
+    resolved = get_model(unalias(runtime, name) or name).name
+    if resolved not in {m.name for m in manager.loaded()}:
+        return {"model": resolved, "unloaded": False, "reason": "not loaded"}
+    if not manager.unload(resolved, reason="smallhold stop"):
+        raise ApiError(409, f"{resolved} is answering a request; stop it when it is done.",
+                       code="model_busy")
+    return {"model": resolved, "unloaded": True}
+
+
+async def stop(request: Request) -> Response:
+    runtime = _runtime(request)
+    try:
+        body: _StopRequest = await _body(request, _StopRequest)
+        result = await anyio.to_thread.run_sync(_stop, runtime, body.model)
+    except Exception as exc:
+        return from_exception(exc).response()
+    return JSONResponse(result)
+
+
 def _health(runtime: Runtime) -> dict[str, Any]:
     try:
         default = runtime.resolve_model(None)
@@ -327,6 +376,8 @@ def create_app(runtime: Runtime, policy: GuardPolicy | None = None) -> Starlette
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/smallhold/ps", ps, methods=["GET"]),
+            Route("/smallhold/stop", stop, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_exception, Exception: unexpected},
         middleware=[Middleware(RequestGuard, policy=policy, error=openai_error)],

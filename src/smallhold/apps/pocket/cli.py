@@ -21,23 +21,48 @@ from rich.table import Table
 from smallhold.apps.pocket import APP, repl
 from smallhold.apps.pocket.assistant import SYSTEM, Pocket, TurnResult, remember_request
 from smallhold.apps.pocket.background import JOBS, Background, Outcome
+from smallhold.config import OpenAISettings, load_settings
 from smallhold.console import console, emit_json, err_console, handle_errors, waiting
 from smallhold.console import profile_option as profile_opt
 from smallhold.errors import SmallholdError
-from smallhold.kit.cli import open_home
+from smallhold.kit.cli import open_home, overrides
 from smallhold.kit.power import decide
-from smallhold.runtime import Delta, GenerationParams, Runtime
+from smallhold.paths import resolve_paths
+from smallhold.runtime import Delta, GenerationParams, Runtime, local_server
+from smallhold.runtime.backends.base import ChatBackend
+from smallhold.runtime.backends.openai import OpenAIBackend
 
 DEFAULT_CONVERSATION = "default"
 
 
 @contextmanager
-def open_pocket(profile: str, model: str | None = None, system: str = SYSTEM
-                ) -> Iterator[Pocket]:
+def open_pocket(profile: str, model: str | None = None, system: str = SYSTEM, *,
+                warm: bool = False) -> Iterator[Pocket]:
     """The profile's pocket on the home every command opens (a test's overrides apply:
-    a scripted backend, a simulated phone)."""
-    with open_home(profile, app=APP) as home:
+    a scripted backend, a simulated phone). ``warm``: generate in a running ``smallhold
+    serve`` when there is one, so its loaded model answers (the prompt is still built here,
+    from the vault)."""
+    with open_home(profile, app=APP, backend=warm_backend() if warm else None) as home:
         yield Pocket.on(home, model=model, system=system)
+
+
+def warm_backend() -> ChatBackend | None:
+    """A backend on the running server, or None (none running, or not the llama backend:
+    a configured remote or a test's scripted one is used as configured)."""
+    if overrides().backend is not None:
+        return None
+    paths = resolve_paths()
+    settings = load_settings(paths)
+    if settings.runtime.backend != "llama":
+        return None
+    key = settings.server.api_key
+    url = local_server.find(paths, key.get_secret_value())
+    if url is None:
+        return None
+    backend = OpenAIBackend(OpenAISettings(base_url=f"{url}/v1", api_key=key, timeout=600),
+                            context=settings.runtime.n_ctx)
+    backend.name = "smallhold-serve"
+    return backend
 
 
 class _ChatGroup(click.Group):
@@ -120,14 +145,17 @@ def _say(pocket: Pocket, name: str | None, question: str, params: GenerationPara
 @click.option("--device", "show_device", is_flag=True,
               help="Show which model, weights and KV cache this device gets, and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and usage as JSON.")
+@click.option("--local", is_flag=True,
+              help="Load the model in this command even when a `smallhold serve` is running "
+                   "(by default its warm model answers).")
 @handle_errors
 def ask(question: str | None, profile: str, conversation: str | None, model: str | None,
         system: str,
         max_tokens: int, temperature: float, seed: int | None, show_device: bool,
-        as_json: bool) -> None:
+        as_json: bool, local: bool) -> None:
     """Ask QUESTION (or, without it, chat in a loop)."""
     params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-    with open_pocket(profile, model, system) as pocket:
+    with open_pocket(profile, model, system, warm=not (local or show_device)) as pocket:
         if show_device:
             _show_device(pocket.runtime, Background(pocket.handle, pocket.memory,
                                                     pocket.runtime.probe), model, as_json)
