@@ -156,13 +156,23 @@ class LlamaEngine:
     def can_chat(self) -> bool:
         return self._formatter is not None
 
-    def render(self, messages: Sequence[Message]) -> str:
+    def render(self, messages: Sequence[Message],
+               tools: list[dict[str, Any]] | None = None) -> str:
+        """The prompt in the model's own chat template. ``tools`` go to the template (Qwen's
+        writes them into the system turn); a template that has no place for tools gets them
+        described in the system turn instead, with the calling format Hermes-style
+        templates use."""
         if self._formatter is None:
             raise GenerationError(
                 f"{self.spec.name} is a base model with no chat template in its file; use a chat "
                 "model (e.g. qwen2.5-coder-1.5b-instruct) or plain completion."
             )
-        result = self._formatter(messages=[m.model_dump() for m in messages])
+        turns = [m.for_template() for m in messages]
+        if tools and "tools" not in (self.llm.metadata.get("tokenizer.chat_template") or ""):
+            turns = tools_in_system(turns, tools)
+            tools = None
+        result = self._formatter(messages=turns, tools=tools) if tools else \
+            self._formatter(messages=turns)
         return str(result.prompt)
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
@@ -175,7 +185,7 @@ class LlamaEngine:
     def chat(self, messages: Sequence[Message], params: GenerationParams,
              session: str | None = None,
              cancel: CancelToken | None = None) -> Iterator[StreamEvent]:
-        tokens = self.tokenize(self.render(messages))
+        tokens = self.tokenize(self.render(messages, params.tools))
         key = session or conversation_key(messages)
         return self.generate(tokens, params, session=key, cancel=cancel)
 
@@ -378,3 +388,16 @@ class LlamaEngine:
                 self._lookup.close()
                 self._lookup = None
             self.llm.close()
+
+
+def tools_in_system(turns: list[dict[str, Any]], tools: list[dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    """``turns`` with ``tools`` described in the system turn, for a template without tools."""
+    import json
+
+    described = ("You can call these functions:\n" + "\n".join(
+        json.dumps(t.get("function", t)) for t in tools) + "\nTo call one, answer only with "
+        "<tool_call>{\"name\": NAME, \"arguments\": {...}}</tool_call>.")
+    if turns and turns[0]["role"] == "system":
+        return [{**turns[0], "content": f"{turns[0]['content']}\n\n{described}"}, *turns[1:]]
+    return [{"role": "system", "content": described}, *turns]

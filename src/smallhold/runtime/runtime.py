@@ -195,7 +195,7 @@ class Runtime:
         self.trace.record_call(CallRecord(
             app=app, backend=self.backend.name, model=finish.model if finish else request.model,
             session=request.session,
-            messages=[m.model_dump() for m in request.messages], output=output,
+            messages=[m.for_wire() for m in request.messages], output=output,
             finish_reason=finish.finish_reason if finish else ("error" if error else "abandoned"),
             tokens_in=usage.prompt_tokens if usage else 0,
             tokens_out=usage.completion_tokens if usage else 0,

@@ -15,11 +15,54 @@ Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "cancelled"]
 
 
+class ToolCall(BaseModel):
+    """A function the model asked to call: ``arguments`` is JSON text, as OpenAI carries it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: str
+
+
 class Message(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn that called tools
+    tool_call_id: str | None = None  # a tool turn: which call it answers
+
+    def for_template(self) -> dict[str, Any]:
+        """The turn as chat templates read it (Qwen's and Hermes-style ones loop over
+        ``tool_calls`` and write each call's ``arguments`` with ``tojson``, so a dict)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [{"id": c.id, "type": "function", "function": {
+                "name": c.name, "arguments": _json_or_text(c.arguments)}}
+                for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+    def for_wire(self) -> dict[str, Any]:
+        """The turn in the OpenAI wire format."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [{"id": c.id, "type": "function", "function": {
+                "name": c.name, "arguments": c.arguments}} for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+
+def _json_or_text(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 class GenerationParams(BaseModel):
@@ -32,6 +75,10 @@ class GenerationParams(BaseModel):
     stop: list[str] = Field(default_factory=list)
     json_schema: dict[str, Any] | None = Field(
         None, description="constrain decoding to JSON matching this schema"
+    )
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="functions the model may call (OpenAI's tools), shown to it through "
+        "its chat template"
     )
 
 

@@ -20,10 +20,11 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from smallhold.errors import GenerationCancelled
-from smallhold.runtime.types import CancelToken, Completion, Delta, StreamEvent
+from smallhold.runtime.types import CancelToken, Completion, Delta, StreamEvent, ToolCall
 from smallhold.server.errors import from_exception
 from smallhold.server.generation import Events, threaded_events
 from smallhold.server.schemas import ChatCompletionRequest, CompletionRequest
+from smallhold.server.tools import read_calls
 from smallhold.server.wire import (
     ChunkWriter,
     TextChunkWriter,
@@ -75,7 +76,9 @@ class ChatCompletion:
             group.start_soon(_watch_disconnect, receive, self.cancel)
             try:
                 async with threaded_events(self._start, self.cancel, self.executor) as events:
-                    if self.body.stream:
+                    if self.body.stream and self._calling:
+                        await self._stream_calls(events, scope, receive, send)
+                    elif self.body.stream:
                         await self._stream(events, scope, receive, send)
                     else:
                         await self._complete(events, scope, receive, send)
@@ -87,6 +90,39 @@ class ChatCompletion:
             return  # the client is gone; nobody to tell
         await from_exception(exc).response()(scope, receive, send)
 
+    @property
+    def _calling(self) -> bool:
+        return isinstance(self.body, ChatCompletionRequest) and self.body.calling
+
+    def _calls(self, completion: Completion) -> list[ToolCall]:
+        if not self._calling:
+            return []
+        assert isinstance(self.body, ChatCompletionRequest)
+        return read_calls(completion.text, self.body)
+
+    async def _stream_calls(self, events: Events, scope: Scope, receive: Receive,
+                            send: Send) -> None:
+        """A streamed answer that may be tool calls: whether it is one is known only at
+        its end, so it is generated whole, then sent as calls or as text in the same
+        chunk format (role, content or tool_calls, finish, usage)."""
+        try:
+            completion = await events.collect()
+        except Exception as exc:
+            await self._error(exc, scope, receive, send)
+            return
+        calls = self._calls(completion)
+        writer = self._writer()
+        writer.model = completion.model
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await self._body(send, writer.role())
+        if calls:
+            await self._body(send, writer.tool_calls(calls))
+        elif completion.text:
+            await self._body(send, writer.content(completion.text))
+        await self._body(send, writer.finish(completion.finish_reason, completion.usage,
+                                             calls=bool(calls)))
+        await self._body(send, b"", more=False)
+
     async def _complete(self, events: Events, scope: Scope, receive: Receive,
                         send: Send) -> None:
         try:
@@ -97,7 +133,8 @@ class ChatCompletion:
         await JSONResponse(self._body_of(completion))(scope, receive, send)
 
     def _body_of(self, completion: Completion) -> dict[str, Any]:
-        return completion_body(completion, id=completion_id(), created=int(time.time()))
+        return completion_body(completion, id=completion_id(), created=int(time.time()),
+                               calls=self._calls(completion))
 
     def _writer(self) -> ChunkWriter:
         return ChunkWriter(self.model, include_usage=self.body.include_usage)

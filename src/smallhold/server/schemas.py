@@ -1,8 +1,8 @@
 """Request bodies of the OpenAI-compatible API, validated by pydantic.
 
 Unknown fields are ignored (clients send many that a local model has no use for); fields that
-would change the answer and that smallhold cannot honour (``n > 1``, ``tools``) are refused, so
-a client never gets a silently different result.
+would change the answer and that smallhold cannot honour (``n > 1``) are refused, so a client
+never gets a silently different result.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from smallhold.errors import InvalidSchemaError
 from smallhold.runtime.structured import schema_grammar
-from smallhold.runtime.types import GenerationParams, Message
+from smallhold.runtime.types import GenerationParams, Message, ToolCall
 
 MAX_SESSION_CHARS = 200
 
@@ -27,14 +27,29 @@ class TextPart(_Body):
     text: str
 
 
+class CalledFunction(_Body):
+    name: str
+    arguments: str
+
+
+class ToolCallIn(_Body):
+    id: str
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+
 class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
 
     @model_validator(mode="after")
     def _content_required(self) -> ChatMessage:
         if self.content is None and self.role != "assistant":
             raise ValueError(f"a {self.role} message needs content")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id it answers")
         return self
 
     def to_message(self) -> Message:
@@ -43,7 +58,40 @@ class ChatMessage(_Body):
         else:
             text = self.content or ""
         role = "system" if self.role == "developer" else self.role
-        return Message(role=role, content=text)
+        calls = tuple(ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+                      for c in self.tool_calls or ())
+        return Message(role=role, content=text, tool_calls=calls,
+                       tool_call_id=self.tool_call_id)
+
+
+class FunctionDef(_Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object",
+                                                                "properties": {}})
+
+    @field_validator("parameters")
+    @classmethod
+    def _decodable(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            schema_grammar(schema)
+        except InvalidSchemaError as exc:
+            raise ValueError(str(exc).rstrip(".")) from None
+        return schema
+
+
+class ToolDef(_Body):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(_Body):
+    name: str
+
+
+class NamedToolChoice(_Body):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class JsonSchemaFormat(_Body):
@@ -100,7 +148,9 @@ class ChatCompletionRequest(_Body):
     response_format: ResponseFormat | None = None
     user: str | None = Field(None, max_length=MAX_SESSION_CHARS)
     n: int = 1
-    tools: list[Any] | None = None
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
     @field_validator("n")
     @classmethod
@@ -109,12 +159,24 @@ class ChatCompletionRequest(_Body):
             raise ValueError("smallhold returns one choice per request; leave out 'n' or set 1")
         return n
 
-    @field_validator("tools")
-    @classmethod
-    def _no_tools(cls, tools: list[Any] | None) -> list[Any] | None:
-        if tools:
-            raise ValueError("tool calling is not supported by this server; leave out 'tools'")
-        return tools
+    @model_validator(mode="after")
+    def _choice_names_a_tool(self) -> ChatCompletionRequest:
+        if isinstance(self.tool_choice, NamedToolChoice):
+            names = [t.function.name for t in self.tools or ()]
+            if self.tool_choice.function.name not in names:
+                raise ValueError(f"tool_choice names {self.tool_choice.function.name!r}, "
+                                 "which is not one of the tools")
+        elif self.tool_choice == "required" and not self.tools:
+            raise ValueError("tool_choice 'required' needs tools")
+        if self.tools and self.response_format is not None and \
+                self.response_format.type != "text":
+            raise ValueError("use either tools or a response_format, not both")
+        return self
+
+    @property
+    def calling(self) -> bool:
+        """Whether the model is shown tools for this request."""
+        return bool(self.tools) and self.tool_choice != "none"
 
     def to_messages(self) -> list[Message]:
         return [m.to_message() for m in self.messages]
@@ -134,6 +196,11 @@ class ChatCompletionRequest(_Body):
             given["stop"] = [self.stop] if isinstance(self.stop, str) else list(self.stop)
         if self.response_format is not None:
             given["json_schema"] = self.response_format.schema_for_decoding()
+        if self.calling:
+            from smallhold.server.tools import forced_schema
+
+            given["tools"] = [t.model_dump(exclude_none=True) for t in self.tools or ()]
+            given["json_schema"] = forced_schema(self)
         return GenerationParams(**given)
 
     @property

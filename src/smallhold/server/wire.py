@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from smallhold.runtime.types import Completion, FinishReason, Usage
+from smallhold.runtime.types import Completion, FinishReason, ToolCall, Usage
 
 OWNER = "smallhold"
 
@@ -35,7 +35,18 @@ def usage_body(usage: Usage) -> dict[str, Any]:
     }
 
 
-def completion_body(completion: Completion, *, id: str, created: int) -> dict[str, Any]:
+def calls_body(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+
+
+def completion_body(completion: Completion, *, id: str, created: int,
+                    calls: Sequence[ToolCall] = ()) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": completion.text}
+    reason = finish_reason(completion.finish_reason)
+    if calls:
+        message = {"role": "assistant", "content": None, "tool_calls": calls_body(calls)}
+        reason = "tool_calls"
     return {
         "id": id,
         "object": "chat.completion",
@@ -43,9 +54,9 @@ def completion_body(completion: Completion, *, id: str, created: int) -> dict[st
         "model": completion.model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": completion.text},
+            "message": message,
             "logprobs": None,
-            "finish_reason": finish_reason(completion.finish_reason),
+            "finish_reason": reason,
         }],
         "usage": usage_body(completion.usage),
     }
@@ -79,8 +90,12 @@ class ChunkWriter:
     def content(self, text: str) -> bytes:
         return self._chunk([self._choice({"content": text})])
 
-    def finish(self, reason: FinishReason, usage: Usage) -> bytes:
-        out = self._chunk([self._choice({}, finish_reason(reason))])
+    def tool_calls(self, calls: Sequence[ToolCall]) -> bytes:
+        return self._chunk([self._choice({"tool_calls": [
+            {"index": i, **call} for i, call in enumerate(calls_body(calls))]})])
+
+    def finish(self, reason: FinishReason, usage: Usage, *, calls: bool = False) -> bytes:
+        out = self._chunk([self._choice({}, "tool_calls" if calls else finish_reason(reason))])
         if self.include_usage:
             out += self._chunk([], usage=usage_body(usage))
         return out + b"data: [DONE]\n\n"
@@ -150,7 +165,7 @@ class TextChunkWriter(ChunkWriter):
     def content(self, text: str) -> bytes:
         return self._text_chunk(text, None)
 
-    def finish(self, reason: FinishReason, usage: Usage) -> bytes:
+    def finish(self, reason: FinishReason, usage: Usage, *, calls: bool = False) -> bytes:
         out = self._text_chunk("", finish_reason(reason))
         if self.include_usage:
             out += sse({"id": self.id, "object": "text_completion", "created": self.created,

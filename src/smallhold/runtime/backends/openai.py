@@ -38,7 +38,7 @@ class OpenAIBackend:
         p = request.params
         body: dict[str, Any] = {
             "model": self.settings.model or request.model,
-            "messages": [m.model_dump() for m in request.messages],
+            "messages": [m.for_wire() for m in request.messages],
             "max_tokens": p.max_tokens, "temperature": p.temperature, "top_p": p.top_p,
             "stream": True, "stream_options": {"include_usage": True},
         }
