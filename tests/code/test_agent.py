@@ -289,3 +289,12 @@ def test_the_reply_is_watched_as_it_is_generated(make_agent: MakeAgent, project:
     done = execute(agent, agent.create(task_for(project)).id)
     assert done.status == "solved" and len(pieces) > 3  # word by word, not one block
     assert "return a + b" in "".join(pieces)
+
+
+def test_the_example_path_copied_from_the_instructions_means_the_one_editable_file(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    agent = make_agent(scripted([edit("pkg/module.py", FIXED)]))
+    done = execute(agent, agent.create(task_for(project, editable=["calc.py"])).id)
+    first = agent.iteration(done.id, 1)
+    assert done.status == "solved" and first.changed == ["calc.py"]
+    assert "written to calc.py" in first.repaired[0]

@@ -353,6 +353,17 @@ def _messages(agent: Agent, run: Run, number: int) -> list[Message]:
                                    failing)
 
 
+def _meant(rel: str, run: Run, existing: set[str]) -> str:
+    """The file a change to ``rel`` is for: the instructions' example path, copied by a small
+    model (9 of 12 replies when the instructions stood in the system turn, none of 39 with
+    them at the end of the prompt), means the one file the task may change; any other path
+    means itself."""
+    editable = run.task.editable or []
+    if rel == edits.EXAMPLE_PATH and rel not in existing and len(editable) == 1:
+        return editable[0]
+    return rel
+
+
 def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
          ) -> list[FileChange]:
     """Changes that may be applied: inside the project, allowed files, no definition the
@@ -364,6 +375,11 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
         except ProjectError as exc:
             it.rejected.append(str(exc))
             continue
+        target = _meant(rel, run, existing)
+        if target != rel:
+            it.repaired.append(f"{rel} (the instructions' example path) written to {target}, "
+                               "the one file this task may change")
+            rel = target
         if run.task.editable is not None and rel not in run.task.editable:
             it.rejected.append(f"{rel} is not one of the files this task may change")
             continue

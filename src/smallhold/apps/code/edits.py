@@ -16,13 +16,14 @@ from smallhold.apps.code.errors import EditFormatError
 from smallhold.apps.code.models import Edit, FileChange
 
 _PLACEHOLDER = "<every line of the new"
+EXAMPLE_PATH = "pkg/module.py"  # the path in the instructions' example (small models copy it)
 # Shown by example: told in words only ("a fenced code block holding the complete new
 # content"), the 1.5B answered some repo tasks with `obj['coerce']` as the whole file, on
 # every try and at temperature 0; with the example it writes the file.
 INSTRUCTIONS = (
     "For each file to change, write a line `FILE: <path>` and then the whole new file in a "
-    "fenced code block, like this:\nFILE: pkg/module.py\n```python\n" + _PLACEHOLDER +
-    " pkg/module.py>\n```\nWrite the complete files, not diffs and no ellipsis; nothing else.")
+    f"fenced code block, like this:\nFILE: {EXAMPLE_PATH}\n```python\n" + _PLACEHOLDER +
+    f" {EXAMPLE_PATH}>\n```\nWrite the complete files, not diffs and no ellipsis; nothing else.")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 _PATH = r"(?P<path>[\w.\-/]+\.[\w]+|[\w.\-/]*(?:Makefile|Dockerfile|LICENSE))"

@@ -22,9 +22,6 @@ SYSTEM = (
     "You are a careful Python engineer working on a copy of the user's project. You change "
     "as little as needed to make the task's tests pass, keep the project's style, and never "
     "weaken or delete a test to make it pass. Code runs in a sandbox without network.")
-# The edit format rides in the system message, the one prefix every call shares: llama.cpp
-# keeps it in the KV cache from one call (and one run) to the next, so it is not read again.
-EDIT_SYSTEM = f"{SYSTEM}\n\n{edits.INSTRUCTIONS}"
 DIAGNOSIS = "Diagnosis:"
 REDRAW = ("That is code that was already tried, and the tests failed on it. Find another "
           "cause in the failing check and write a different fix: `Diagnosis:` first, then the "
@@ -96,9 +93,9 @@ def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
         show_files(files),
         f"The tests before any change: {baseline}" if baseline else "",
         _rules(task),
-        "Write the change that does the task, in the file format above.",
+        f"Write the change that does the task. {edits.INSTRUCTIONS}",
     ] if p)
-    return [Message(role="system", content=EDIT_SYSTEM), Message(role="user", content=user)]
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
 
 def _refused_tests(last: Iteration) -> str:
@@ -137,10 +134,10 @@ def repair_messages(task: Task, files: dict[str, str], tree: Sequence[str], hist
         _rules(task),
         f"First write one line starting `{DIAGNOSIS}` that says what in the code is wrong, "
         "reading the failing check above (what it returned against what the test expects). "
-        "Then write the corrected file(s) in the file format above.",
+        f"Then write the corrected file(s). {edits.INSTRUCTIONS}",
     ]
     user = "\n\n".join(p for p in parts if p)
-    return [Message(role="system", content=EDIT_SYSTEM), Message(role="user", content=user)]
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
 
 def diagnosis(reply: str) -> str:
