@@ -73,3 +73,55 @@ def test_device_tab_and_settings(app: object) -> None:
     app.max_tokens.value = 64  # type: ignore[attr-defined]
     app._on_settings(None)  # type: ignore[attr-defined]
     assert app.params.max_tokens == 64  # type: ignore[attr-defined]
+
+
+class SlowScripted(ScriptedBackend):
+    """A reply that takes a while: a pause before the first word and between words."""
+
+    def stream_chat(self, request):  # type: ignore[no-untyped-def]
+        import time
+
+        time.sleep(0.4)  # the model loading, the prompt being read
+        for event in super().stream_chat(request):
+            time.sleep(0.02)
+            yield event
+
+
+@pytest.fixture
+def slow_app(make_pocket: MakePocket, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    monkeypatch.setenv("TOGA_BACKEND", "toga_dummy")
+    from smallhold.apps.pocket.gui import PocketApp
+
+    pocket = make_pocket(SlowScripted([" ".join(f"word{i}" for i in range(200))]))
+    application = PocketApp(lambda: pocket)
+    yield application
+    application._impl.loop.run_until_complete(asyncio.sleep(0))
+
+
+def test_the_wait_shows_and_stop_keeps_what_arrived(slow_app: object) -> None:
+    app = slow_app
+    task = app._impl.loop.create_task(app.send("count"))  # type: ignore[attr-defined]
+    run(app, asyncio.sleep(0.2))
+    assert app.status.text.startswith("thinking…")  # type: ignore[attr-defined]
+    assert app.stop_button.enabled and not app.send_button.enabled  # type: ignore[attr-defined]
+    for _ in range(100):  # until some of the answer is on screen
+        run(app, asyncio.sleep(0.02))
+        if "word3" in app.transcript.text:  # type: ignore[attr-defined]
+            break
+    app.stop_button._impl.simulate_press()  # type: ignore[attr-defined]
+    answer = run(app, task)
+    assert "word3" in answer and "word199" not in answer  # type: ignore[operator]
+    assert app.status.text.startswith("stopped")  # type: ignore[attr-defined]
+    assert not app.stop_button.enabled  # type: ignore[attr-defined]
+    [_, saved] = app.pocket.history("default")  # type: ignore[attr-defined]
+    assert saved.role == "assistant" and not saved.complete  # kept, marked incomplete
+
+
+def test_the_model_picker_switches_the_model(app: object) -> None:
+    first = app.pocket.runtime.resolve_model(None)  # type: ignore[attr-defined]
+    assert app.models.value == first  # type: ignore[attr-defined]
+    app.models.items = [first, "other"]  # type: ignore[attr-defined]
+    app.models.value = "other"  # type: ignore[attr-defined]
+    app._on_model(app.models)  # type: ignore[attr-defined]
+    assert app.pocket.model == "other"  # type: ignore[attr-defined]
+    assert "other" in app.device.text  # type: ignore[attr-defined]

@@ -34,7 +34,15 @@ from smallhold.errors import (
 from smallhold.kit.home import Home, Overrides
 from smallhold.kit.power import PowerDecision, PowerPolicy, decide
 from smallhold.kit.sync import sync_if_paired
-from smallhold.runtime import Delta, Finish, GenerationParams, Message, Runtime, StreamEvent
+from smallhold.runtime import (
+    CancelToken,
+    Delta,
+    Finish,
+    GenerationParams,
+    Message,
+    Runtime,
+    StreamEvent,
+)
 from smallhold.store.handle import VaultHandle
 from smallhold.store.memory import MemoryStore, TextEmbedder
 
@@ -198,8 +206,8 @@ class Pocket:
 
     # -- a turn ----------------------------------------------------------------------------
 
-    def ask(self, name: str | None, question: str, params: GenerationParams | None = None
-            ) -> Iterator[StreamEvent]:
+    def ask(self, name: str | None, question: str, params: GenerationParams | None = None,
+            cancel: CancelToken | None = None) -> Iterator[StreamEvent]:
         """Stream the answer to ``question`` in conversation ``name``; both turns are saved.
         ``name`` None asks once: no history is read and nothing is saved.
 
@@ -231,7 +239,7 @@ class Pocket:
         try:
             session = session_key(name) if name is not None else None
             for event in self.runtime.stream(prompt.messages, model=model, params=params,
-                                             session=session, app="pocket"):
+                                             session=session, app="pocket", cancel=cancel):
                 if isinstance(event, Delta):
                     parts.append(event.text)
                 else:

@@ -2,7 +2,10 @@
 
 The window is a thin layer over :class:`~smallhold.apps.pocket.assistant.Pocket`: the model
 runs in a worker thread and hands each piece of the answer to the event loop, which appends
-it to the transcript, so the interface stays responsive while a small device thinks. Toga's
+it to the transcript, so the interface stays responsive while a small device thinks. Until
+the first piece arrives (a model loading, a long prompt being read) a spinner turns and the
+status line counts the seconds; Stop cancels the answer (what arrived is kept, marked
+incomplete); the model picker offers the installed chat models. Toga's
 ``toga-dummy`` backend runs the same code in tests; GTK runs it on the Linux desktop, and
 Briefcase packages it for Android and iOS (see ``docs/mobile.md``).
 """
@@ -22,7 +25,7 @@ from smallhold.apps.pocket.assistant import Pocket
 from smallhold.apps.pocket.background import Outcome
 from smallhold.errors import SmallholdError
 from smallhold.kit.power import decide
-from smallhold.runtime import Delta, GenerationParams
+from smallhold.runtime import CancelToken, Delta, GenerationParams
 
 APP_ID = "org.smallhold.pocket"
 WRAP = 100
@@ -56,13 +59,19 @@ class PocketApp(toga.App):
                                       on_confirm=self._on_send,  # type: ignore[arg-type]
                                       style=Pack(flex=1))
         self.send_button = toga.Button("Send", on_press=self._on_send)
+        self.stop_button = toga.Button("Stop", on_press=self._on_stop, enabled=False)
+        self.spinner = toga.ActivityIndicator()
         self.status = toga.Label("")
+        self.cancel: CancelToken | None = None
+        self.models = toga.Selection(items=self.chat_models())
+        self.models.value = self.pocket.runtime.resolve_model(self.pocket.model)
+        self.models.on_change = self._on_model  # after the first value: not a user's pick
         chat = toga.Box(children=[
-            toga.Box(children=[self.conversations, self.new_name, new]),
+            toga.Box(children=[self.conversations, self.new_name, new, self.models]),
             toga.ScrollContainer(content=self.transcript, horizontal=False,
                                  style=Pack(flex=1)),
-            toga.Box(children=[self.message, self.send_button]),
-            self.status,
+            toga.Box(children=[self.message, self.send_button, self.stop_button]),
+            toga.Box(children=[self.spinner, self.status]),
         ], style=Pack(direction="column", flex=1))
         self.device = toga.Label("", style=Pack(margin=8))
         self.max_tokens = toga.NumberInput(min=16, max=4096, value=self.params.max_tokens,
@@ -87,6 +96,19 @@ class PocketApp(toga.App):
         self.refresh_device()
 
     # -- state → widgets ------------------------------------------------------------------
+
+    def chat_models(self) -> list[str]:
+        """The chat models this device can answer with (installed or assemblable; yours)."""
+        runtime = self.pocket.runtime
+        if runtime.manager is None:
+            return [runtime.resolve_model(self.pocket.model)]
+        from smallhold.runtime import assets
+        from smallhold.runtime.registry import MODELS
+        from smallhold.runtime.usermodels import UserModels
+
+        specs = [*MODELS, *UserModels(runtime.paths).specs()]
+        return [s.name for s in specs if s.kind == "chat" and assets.status(
+            s, runtime.paths.models_dir).status in ("ready", "assemblable")]
 
     def refresh_conversations(self) -> None:
         names = [c.name for c in self.pocket.store.all()]
@@ -148,6 +170,16 @@ class PocketApp(toga.App):
         self.refresh_conversations()
         self.show_conversation(name)
 
+    def _on_model(self, widget: Any, **kwargs: Any) -> None:
+        if widget.value and widget.value != self.pocket.model:
+            self.pocket.model = str(widget.value)
+            self.refresh_device()
+
+    def _on_stop(self, widget: Any, **kwargs: Any) -> None:
+        if self.cancel is not None:
+            self.cancel.cancel()
+            self.status.text = "stopping…"
+
     def _on_settings(self, widget: Any, **kwargs: Any) -> None:
         self.params = GenerationParams(
             max_tokens=int(self.max_tokens.value or 512),
@@ -164,6 +196,8 @@ class PocketApp(toga.App):
         """Ask in the current conversation, streaming into the transcript; returns the answer."""
         self.busy = True
         self.send_button.enabled = False
+        self.stop_button.enabled = True
+        self.cancel = cancel = CancelToken()
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[object] = asyncio.Queue()
         prefix = f"{self._raw}\n\n" if self._raw else ""
@@ -172,7 +206,7 @@ class PocketApp(toga.App):
 
         def work() -> None:
             try:
-                for event in self.pocket.ask(name, text, params):
+                for event in self.pocket.ask(name, text, params, cancel=cancel):
                     if isinstance(event, Delta):
                         loop.call_soon_threadsafe(pieces.put_nowait, event.text)
                 self.background = self.pocket.maintain()[1]  # due jobs, if power allows
@@ -183,19 +217,38 @@ class PocketApp(toga.App):
 
         threading.Thread(target=work, name="pocket-answer", daemon=True).start()
         answer: list[str] = []
+        waiting = asyncio.ensure_future(self._count_up())
         try:
             while (item := await pieces.get()) is not _DONE:
                 if isinstance(item, SmallholdError):
                     self.status.text = str(item)
                     continue
+                waiting.cancel()
+                self.spinner.stop()
                 answer.append(str(item))
                 self._set_transcript(self._raw + str(item))
         finally:
+            waiting.cancel()
+            self.spinner.stop()
             self.busy = False
             self.send_button.enabled = True
+            self.stop_button.enabled = False
+            stopped = cancel.cancelled
+            self.cancel = None
         self.refresh_conversations()
         self.refresh_device()
+        if stopped:
+            self.status.text = "stopped: the answer so far is kept"
         return "".join(answer)
+
+    async def _count_up(self) -> None:
+        """The spinner and the seconds, until the first piece of the answer."""
+        started = loop_time = asyncio.get_running_loop().time()
+        self.spinner.start()
+        while True:
+            self.status.text = f"thinking… {loop_time - started:.0f} s"
+            await asyncio.sleep(0.5)
+            loop_time = asyncio.get_running_loop().time()
 
 
 def run_app(pocket_factory: Callable[[], Pocket]) -> None:
