@@ -262,7 +262,8 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
     lines = ["### code: coding agent on MBPP+ and the repo tasks", "",
              f"Command: `{common.command_line()}`", "", *common.machine_lines(info, [
                  ("model", f"{args.model}, n_ctx 8192, temperature 0 (single shot and the "
-                           "loop's first iteration), 0.2 (the loop's retries)"),
+                           "loop's first iteration), 0.7 (the loop's repairs; 1.0 when a "
+                           "repair repeats tried code)"),
              ]), ""]
     if mbpp:
         n = len(mbpp["single"])
