@@ -202,6 +202,9 @@ class Journal:
 
 def bench_mbpp(args: argparse.Namespace, root: Path, journal: Journal) -> dict[str, Any]:
     tasks = load_mbpp(args.tasks)
+    if args.ids:
+        wanted = set(args.ids.split(","))
+        tasks = [t for t in tasks if t["task_id"] in wanted]
     shots: list[dict[str, Any]] = []
     passes: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     with agent_for(args.model) as agent:
@@ -346,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=["mbpp", "repo"])
     parser.add_argument("--seed", type=int, default=7,
                         help="seed of the loop's sampled repairs (another run: another seed)")
+    parser.add_argument("--ids", help="only these MBPP+ task ids (comma-separated) of the "
+                        "first --tasks: a change measured where it can matter")
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="the loop neither recalls nor learns (memory off)")
     parser.add_argument("--label", default="main", help="names the journal and the profile: "

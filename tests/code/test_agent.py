@@ -298,3 +298,17 @@ def test_the_example_path_copied_from_the_instructions_means_the_one_editable_fi
     first = agent.iteration(done.id, 1)
     assert done.status == "solved" and first.changed == ["calc.py"]
     assert "written to calc.py" in first.repaired[0]
+
+
+def test_the_third_iteration_starts_afresh_without_the_failed_code(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    wrong = [edit("calc.py", f"def add(a, b):\n    return a * b + {n}\n") for n in (1, 2)]
+    backend = scripted([*wrong, edit("calc.py", FIXED)])
+    agent = make_agent(backend)
+    done = execute(agent, agent.create(task_for(project, max_iterations=3)).id)
+    assert done.status == "solved" and done.iterations == 3
+    fresh = prompt(backend, 2)
+    assert "An earlier attempt, not shown, failed" in fresh
+    assert "return a - b" in fresh  # the file as it was before the run
+    assert "a * b + 2" not in fresh and "Diagnosis" not in fresh  # not the failed code
+    assert agent.iteration(done.id, 3).plan.summary.startswith("a fresh attempt")

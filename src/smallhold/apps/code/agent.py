@@ -77,6 +77,10 @@ EDIT_PARAMS = GenerationParams(max_tokens=2048, temperature=0.0, seed=7)
 # changed nothing. At 0.7 a retry is a different attempt that still follows the prompt.
 RETRY_TEMPERATURE = 0.7
 MAX_REDRAWS = 2  # re-asks within one repair that brought back code already tried
+# Iterations that start over from the files as they were, with the failing check but without
+# the failed code: repairs stay anchored on the first attempt's idea (Mbpp/77: every repair
+# restated a wrong formula), which no temperature breaks.
+FRESH_STARTS = frozenset({3, 5})
 REDRAW_TEMPERATURE = 1.0
 # The loop's shape, kept in each run: a run written by another shape (format 1 planned and
 # reflected in steps of their own) cannot be resumed by this workflow, whose steps differ.
@@ -348,6 +352,9 @@ def _messages(agent: Agent, run: Run, number: int) -> list[Message]:
     history = agent.history(run.id, number)
     last = history[-1]
     failing = prompts.test_output(last.test_summary, last.explained, last.test_tail)
+    if number in FRESH_STARTS:
+        originals = {f: text for f in files if (text := ws.original(f)) is not None}
+        return prompts.fresh_messages(run.task, originals, tree, failing)
     return prompts.repair_messages(run.task, files, tree, short_term(history),
                                    _hints(agent, run, last.test_tail), run.hypotheses, last,
                                    failing)
@@ -485,7 +492,8 @@ def write(agent: Agent, run_id: str, number: int) -> Written:
     else:
         stated = prompts.diagnosis(reply) if number > 1 else ""
         summary = stated or ("the change written directly" if number == 1 else
-                             "a repair (no diagnosis stated)")
+                             "a fresh attempt from the files as they were"
+                             if number in FRESH_STARTS else "a repair (no diagnosis stated)")
         it.plan = Plan(problem_type="other", summary=summary,
                        files=[c.path for c in edit.changes][:3])
         if stated:

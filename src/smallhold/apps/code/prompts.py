@@ -98,6 +98,22 @@ def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
 
+def fresh_messages(task: Task, files: dict[str, str], tree: Sequence[str],
+                   failing: str) -> list[Message]:
+    """A fresh attempt: the files as they were before any change and what the last attempt
+    failed, without its code, so the answer is not anchored on it."""
+    user = "\n\n".join(p for p in [
+        f"Task: {task.description}",
+        f"Project files: {', '.join(tree)}",
+        show_files(files),
+        f"An earlier attempt, not shown, failed the tests like this: {failing}",
+        _rules(task),
+        "Write the change that does the task, thinking afresh about what the tests check. "
+        f"{edits.INSTRUCTIONS}",
+    ] if p)
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+
+
 def _refused_tests(last: Iteration) -> str:
     tests = [r for r in last.rejected if "test" in r and ("existing test" in r or
                                                            "not one of the files" in r)]

@@ -279,6 +279,13 @@ class Workspace:
             raise ProjectError(f"{rel} is not a file in the project")
         return target.read_text(encoding="utf-8", errors="replace")
 
+    def original(self, rel: str) -> str | None:
+        """``rel`` as it was before the run (None if the run added it)."""
+        if not self._git("ls-tree", "--name-only", self.base, "--", rel).strip():
+            return None
+        return _run_git(self.path, ("cat-file", "blob", f"{self.base}:{rel}"), True,
+                        (self.git_dir, self.path)).decode("utf-8", "replace")
+
     def files(self) -> list[str]:
         """The copy's files, tracked or not (not ignored); never a link or what is behind one."""
         listed = self._git("ls-files", "-z", "--cached", "--others", "--exclude-standard")
