@@ -1,10 +1,12 @@
 """The agent's prompts: pure functions from what is known to chat messages.
 
-There are two. The first iteration asks for the change directly, the way one careful single
-attempt would (task, files, the tests' failures, write the files): planning and reflecting
-first made that attempt worse than a plain single shot. Every later iteration is a repair:
-the files as they stand, what the failing check shows (expected against actual, not the raw
-tail), what was tried, and one line of diagnosis before the corrected files, in one call.
+There are three. The first iteration asks for the change directly, the way one careful
+single attempt would (task, files, the tests' failures, write the files): planning and
+reflecting first made that attempt worse than a plain single shot. A repair shows the files
+as they stand, what the failing check shows (expected against actual, not the raw tail),
+what was tried, and asks for one line of diagnosis before the corrected files, in one call.
+A fresh attempt (iterations 3 and 5) shows the files as they were and the failing check,
+not the failed code, which repairs copy and stay anchored on.
 The stable part (the role) comes first so the KV cache keeps it between calls.
 """
 
