@@ -134,19 +134,43 @@ class StreamOptions(_Body):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(_Body):
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+class _Sampled(_Body):
+    """What chat and text completions share: sampling, stop strings, streaming."""
+
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    response_format: ResponseFormat | None = None
     user: str | None = Field(None, max_length=MAX_SESSION_CHARS)
+
+    def _given(self, max_tokens: int | None) -> dict[str, Any]:
+        """The generation parameters the request set (the rest keep their defaults)."""
+        given: dict[str, Any] = {}
+        if max_tokens is not None:
+            given["max_tokens"] = max_tokens
+        if self.temperature is not None:
+            given["temperature"] = self.temperature
+        if self.top_p is not None:
+            given["top_p"] = self.top_p
+        if self.seed is not None:
+            given["seed"] = self.seed
+        if self.stop:
+            given["stop"] = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        return given
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+
+class ChatCompletionRequest(_Sampled):
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    response_format: ResponseFormat | None = None
     n: int = 1
     tools: list[ToolDef] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
@@ -182,18 +206,7 @@ class ChatCompletionRequest(_Body):
         return [m.to_message() for m in self.messages]
 
     def to_params(self) -> GenerationParams:
-        given: dict[str, Any] = {}
-        max_tokens = self.max_completion_tokens or self.max_tokens
-        if max_tokens is not None:
-            given["max_tokens"] = max_tokens
-        if self.temperature is not None:
-            given["temperature"] = self.temperature
-        if self.top_p is not None:
-            given["top_p"] = self.top_p
-        if self.seed is not None:
-            given["seed"] = self.seed
-        if self.stop:
-            given["stop"] = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        given = self._given(self.max_completion_tokens or self.max_tokens)
         if self.response_format is not None:
             given["json_schema"] = self.response_format.schema_for_decoding()
         if self.calling:
@@ -203,24 +216,13 @@ class ChatCompletionRequest(_Body):
             given["json_schema"] = forced_schema(self)
         return GenerationParams(**given)
 
-    @property
-    def include_usage(self) -> bool:
-        return self.stream_options is not None and self.stream_options.include_usage
 
-
-class CompletionRequest(_Body):
+class CompletionRequest(_Sampled):
     """``POST /v1/completions``: text in, text out, no chat template (base models)."""
 
     model: str | None = None
     prompt: str | list[str]
     max_tokens: int = Field(16, ge=1)  # OpenAI's default for this endpoint
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    user: str | None = Field(None, max_length=MAX_SESSION_CHARS)
     n: int = 1
     echo: bool = False
     suffix: str | None = None
@@ -241,20 +243,7 @@ class CompletionRequest(_Body):
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
 
     def to_params(self) -> GenerationParams:
-        given: dict[str, Any] = {"max_tokens": self.max_tokens}
-        if self.temperature is not None:
-            given["temperature"] = self.temperature
-        if self.top_p is not None:
-            given["top_p"] = self.top_p
-        if self.seed is not None:
-            given["seed"] = self.seed
-        if self.stop:
-            given["stop"] = [self.stop] if isinstance(self.stop, str) else list(self.stop)
-        return GenerationParams(**given)
-
-    @property
-    def include_usage(self) -> bool:
-        return self.stream_options is not None and self.stream_options.include_usage
+        return GenerationParams(**self._given(self.max_tokens))
 
 
 class EmbeddingRequest(_Body):
