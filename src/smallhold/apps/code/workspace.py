@@ -95,6 +95,17 @@ def _write_file(path: Path, text: str) -> None:
     os.replace(temp, path)
 
 
+def _put_bytes(target: Path, data: bytes, new_mode: int = 0o644) -> None:
+    """Replace ``target`` in the project atomically, keeping the mode it had (``new_mode``
+    for a new file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.smallhold-tmp")
+    temp.unlink(missing_ok=True)
+    temp.write_bytes(data)
+    temp.chmod(target.stat().st_mode & 0o7777 if target.is_file() else new_mode)
+    os.replace(temp, target)
+
+
 def _own_git_dir(git_dir: Path) -> None:
     """Put back the host's config, attributes and (no) hooks in ``git_dir``."""
     for name in ("hooks", "info"):
@@ -403,15 +414,8 @@ class Workspace:
             if statuses[rel] == "A":
                 target.unlink(missing_ok=True)
             else:
-                data = _run_git(self.path, ("cat-file", "blob", f"{self.base}:{rel}"), True,
-                                (self.git_dir, self.path))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                temp = target.with_name(f".{target.name}.smallhold-tmp")
-                temp.unlink(missing_ok=True)
-                temp.write_bytes(data)
-                if target.is_file():
-                    temp.chmod(target.stat().st_mode & 0o7777)
-                os.replace(temp, target)
+                _put_bytes(target, _run_git(self.path, ("cat-file", "blob", f"{self.base}:{rel}"),
+                                            True, (self.git_dir, self.path)))
             restored.append(rel)
         return restored
 
@@ -449,15 +453,9 @@ class Workspace:
                 target.unlink(missing_ok=True)
             else:
                 mode, blob = committed[rel]
-                data = _run_git(self.path, ("cat-file", "blob", blob), True,
-                                (self.git_dir, self.path))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                temp = target.with_name(f".{target.name}.smallhold-tmp")
-                temp.unlink(missing_ok=True)
-                temp.write_bytes(data)
-                keep = target.stat().st_mode & 0o7777 if target.is_file() else None
-                temp.chmod(keep if keep is not None else 0o755 if mode == "100755" else 0o644)
-                os.replace(temp, target)
+                _put_bytes(target, _run_git(self.path, ("cat-file", "blob", blob), True,
+                                            (self.git_dir, self.path)),
+                           0o755 if mode == "100755" else 0o644)
             applied.append(rel)
         return applied
 
