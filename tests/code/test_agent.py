@@ -144,8 +144,8 @@ def test_a_rewrite_that_drops_an_imported_function_gets_it_back(
     done = execute(agent, run.id)
     first = agent.iteration(run.id, 1)
     assert first.changed == ["calc.py"] and first.rejected == []
-    assert first.repaired == ["calc.py: add kept as it was (the rewrite left it out and "
-                              "test_calc.py imports it)"]
+    assert first.repaired == ["calc.py: add kept from the file as it was (the reply left "
+                              "them out)"]
     assert "+def plus(a, b):" in first.diff and "-def add" not in first.diff
     assert first.passed == 1  # collected and run, not an ImportError for the whole module
     assert "put back: calc.py: add kept" in prompt(backend, 1)  # the next iteration is told

@@ -53,6 +53,7 @@ from smallhold.apps.code.memory import (
     short_term,
     task_key,
 )
+from smallhold.apps.code.merge import merge
 from smallhold.apps.code.models import Edit, FileChange, Iteration, Plan, Proposal, Run, Task
 from smallhold.apps.code.reflection import Hypothesis
 from smallhold.apps.code.safety import review
@@ -398,6 +399,15 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
     python = {f: ws.read(f) for f in existing if f.endswith(".py")}
     for change in accepted:
         if change.path in python and not _test_file(change.path):
+            merged = merge(python[change.path], change.content)
+            change.content = merged.text
+            kept = [k for k in merged.kept if not k.endswith("docstring")]  # not worth a word
+            if kept:
+                it.repaired.append(f"{change.path}: {', '.join(kept)} kept from the file as it "
+                                   "was (the reply left them out)")
+            if merged.elided:
+                it.repaired.append(f"{change.path}: {', '.join(merged.elided)} written as `...`;"
+                                   " kept as it was")
             change.content, kept = keep_docstrings(python[change.path], change.content)
             if kept:
                 it.repaired.append(f"{change.path}: the docstring of {', '.join(kept)} kept "
