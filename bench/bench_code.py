@@ -82,6 +82,27 @@ def mbpp_request(task: dict[str, Any]) -> str:
             "statement allows; tests/test_public.py has a few examples.")
 
 
+def project_python(spec: str) -> str:
+    """The interpreter the projects' tests run on. ``bench`` is this one, with every plugin
+    the smallhold venv carries (anyio, timeout, ...: about a second of pytest start-up on two
+    cores, twice a task); ``pytest`` is a venv beside the results holding only pytest, made
+    on first use, as an MBPP-sized project's own environment would be; else a path."""
+    if spec == "bench":
+        return sys.executable
+    if spec != "pytest":
+        return spec
+    venv = common.RESULTS_DIR / "project-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        import importlib.metadata
+
+        log(f"making {venv} (pytest only) for the projects' tests")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        f"pytest=={importlib.metadata.version('pytest')}"], check=True)
+    return str(python)
+
+
 def hidden_check(task: dict[str, Any], code: str) -> bool:
     sys.path.insert(0, str(DATA))
     try:
@@ -146,13 +167,13 @@ def single_shot(agent: Any, task: dict[str, Any], model: str) -> dict[str, Any]:
 
 def loop(agent: Any, project: Path, description: str, model: str, iterations: int,
          editable: list[str] | None = None, timeout_s: float = 60, seed: int = 7,
-         memory: bool = True) -> dict[str, Any]:
+         memory: bool = True, python: str = sys.executable) -> dict[str, Any]:
     from smallhold.apps.code.agent import execute
     from smallhold.apps.code.models import Task
     from smallhold.apps.code.testing import default_command
 
     task = Task(description=description, project=str(project),
-                test_command=default_command(project, sys.executable), python=sys.executable,
+                test_command=default_command(project, python), python=python,
                 model=model, max_iterations=iterations, timeout_s=timeout_s, editable=editable,
                 seed=seed, memory=memory)
     run = agent.create(task)
@@ -224,7 +245,7 @@ def bench_mbpp(args: argparse.Namespace, root: Path, journal: Journal) -> dict[s
                     project = mbpp_project(task, root / f"pass{phase}")
                     result = loop(agent, project, mbpp_request(task), args.model,
                                   args.iterations, editable=["solution.py"], seed=args.seed,
-                                  memory=args.memory)
+                                  memory=args.memory, python=args.python)
                     code = (result.pop("workspace") / "solution.py").read_text()
                     result["hidden"] = result["status"] == "solved" and hidden_check(task, code)
                     row = journal.add(f"loop{phase}", task["task_id"], result)
@@ -253,7 +274,7 @@ def bench_repo(args: argparse.Namespace, root: Path, journal: Journal) -> list[d
             result = loop(agent, project, meta["description"], args.model, args.iterations,
                           editable=meta.get("editable_files"),
                           timeout_s=float(meta.get("timeout_s", 60)), seed=args.seed,
-                          memory=args.memory)
+                          memory=args.memory, python=args.python)
             result.pop("workspace")
             result["untouched"] = (digest(project), canary.read_text()) == before
             results.append(journal.add("repo", meta["id"], {"kind": meta["kind"], **result}))
@@ -267,6 +288,7 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
                  ("model", f"{args.model}, n_ctx 8192, temperature 0 (single shot and the "
                            "loop's first iteration), 0.7 (the loop's repairs; 1.0 when a "
                            "repair repeats tried code)"),
+                 ("projects' tests run on", args.project_python),
              ]), ""]
     if mbpp:
         n = len(mbpp["single"])
@@ -361,11 +383,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="skip the loop's second pass (memory) over the same tasks")
     parser.add_argument("--no-loop", dest="loop", action="store_false",
                         help="only the single shot (a baseline for the loop's runs)")
+    parser.add_argument("--project-python", default="bench", metavar="bench|pytest|PATH",
+                        help="the interpreter the projects' tests run on: this venv (bench), "
+                        "a venv with only pytest (pytest), or a path")
     args = parser.parse_args(argv)
     if not DATA.exists():
         parser.error(f"{DATA} is absent: the shared coding data lives beside the repo")
     info = common.machine()
     common.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    args.python = project_python(args.project_python)
     journal_path = common.RESULTS_DIR / f"code-{args.label}.jsonl"
     home = common.RESULTS_DIR / f"code-{args.label}-home"
     if args.fresh:

@@ -300,6 +300,31 @@ def test_the_example_path_copied_from_the_instructions_means_the_one_editable_fi
     assert "written to calc.py" in first.repaired[0]
 
 
+def test_of_several_editable_files_the_example_path_means_the_one_with_its_names(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    (project / "util.py").write_text("def double(x):\n    return 2 * x\n")
+    (project / "other.py").write_text("def triple(x):\n    return 3 * x\n")
+    agent = make_agent(scripted([edit("pkg/module.py", FIXED)]))
+    done = execute(agent, agent.create(task_for(
+        project, editable=["util.py", "calc.py", "other.py"])).id)
+    first = agent.iteration(done.id, 1)
+    assert done.status == "solved" and first.changed == ["calc.py"]
+    # names shared with none of them: not guessed, turned down
+    agent = make_agent(scripted([edit("pkg/module.py", "def halve(x):\n    return x / 2\n")]))
+    done = execute(agent, agent.create(task_for(
+        project, editable=["util.py", "calc.py"], max_iterations=1)).id)
+    assert "pkg/module.py is not one of the files" in agent.iteration(done.id, 1).rejected[0]
+
+
+def test_a_project_of_several_modules_gets_where_to_look(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    (project / "util.py").write_text("def double(x):\n    return 2 * x\n")
+    backend = scripted([edit("calc.py", FIXED)])
+    agent = make_agent(backend)
+    execute(agent, agent.create(task_for(project, description="add() multiplies")).id)
+    assert "Where to look first:\n- calc.py: add (named in the task)" in prompt(backend, 0)
+
+
 def test_the_third_iteration_starts_afresh_without_the_failed_code(
         make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
     wrong = [edit("calc.py", f"def add(a, b):\n    return a * b + {n}\n") for n in (1, 2)]

@@ -75,8 +75,8 @@ def test_a_rewrite_of_one_method_keeps_the_rest_of_the_file() -> None:
     assert _names(PARSER) <= _names(merged.text)
     assert "value = value - self.term()" in merged.text
     assert merged.text.count("def expression") == 1
-    assert {"re", "ParseError", "_PRECEDENCE", "parse", "tokens", "Parser.__init__",
-            "Parser.term", "__main__ guard"} <= set(merged.kept)
+    assert {"__future__ import", "re", "ParseError", "_PRECEDENCE", "parse", "tokens",
+            "Parser.__init__", "Parser.term", "__main__ guard"} <= set(merged.kept)
     # where they stood: imports above the table, the table above parse, parse above Parser,
     # __init__ above expression, term below it, the guard last
     text = merged.text

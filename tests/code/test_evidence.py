@@ -96,3 +96,15 @@ def test_a_baseline_that_only_misses_the_code_is_one_line() -> None:
     wrong = ("Failing test: test_add\n  t.py:3:  assert add(2, 3) == 5\n"
              "  add(2, 3) returned -1; the test expects 5.")
     assert "returned -1" in baseline_output("0 passed, 1 failed", wrong, "tail")
+
+
+def test_an_identity_check_says_what_came_back_too() -> None:
+    output = ("=== FAILURES ===\n___ test_debug_off[false] ___\ntests/test_loader.py:36: in "
+              "test_debug_off\n    assert load(environ={'APP_DEBUG': text}).debug is False\n"
+              "E   AssertionError: assert True is False\n"
+              "E    +  where True = Config(debug=True).debug\n")
+    text = explain(output)
+    assert "load(environ={'APP_DEBUG': text}).debug returned True; the test expects False." \
+        in text
+    negated = output.replace("is False", "is not False").replace("True is", "False is not")
+    assert "returned" not in explain(negated)

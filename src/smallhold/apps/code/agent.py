@@ -24,6 +24,7 @@ stores of them.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import itertools
 import time
@@ -35,7 +36,7 @@ from pathlib import Path
 from dbos import DBOS, DBOSConfiguredInstance, SetWorkflowID
 
 from smallhold import durable
-from smallhold.apps.code import approval, edits, evidence, prompts, reflection
+from smallhold.apps.code import approval, edits, evidence, locate, prompts, reflection
 from smallhold.apps.code.breaker import Budget, Outcome, Stop, should_stop
 from smallhold.apps.code.docstrings import keep_docstrings
 from smallhold.apps.code.errors import (
@@ -345,31 +346,53 @@ def _messages(agent: Agent, run: Run, number: int) -> list[Message]:
     """Iteration ``number``'s conversation: the direct write first, a repair after."""
     ws = agent.workspace(run)
     tree, files = _read_files(ws, run.task.editable)
+    tests = [f for f in files if _test_file(f)]
     if number == 1:
         before = "" if not run.baseline_summary or run.baseline_tail == "" else \
             prompts.baseline_output(run.baseline_summary, run.baseline_explained,
                                     run.baseline_tail)
-        return prompts.write_messages(run.task, files, tree, before)
+        where = locate.where_to_look(locate.places(run.task.description, files, tests,
+                                                   run.baseline_explained))
+        return prompts.write_messages(run.task, files, tree, before, where)
     history = agent.history(run.id, number)
     last = history[-1]
     failing = prompts.test_output(last.test_summary, last.explained, last.test_tail)
+    where = locate.where_to_look(locate.places(run.task.description, files, tests,
+                                               last.explained))
     if number in FRESH_STARTS:
         originals = {f: text for f in files if (text := ws.original(f)) is not None}
-        return prompts.fresh_messages(run.task, originals, tree, failing)
+        return prompts.fresh_messages(run.task, originals, tree, failing, where)
     return prompts.repair_messages(run.task, files, tree, short_term(history),
                                    _hints(agent, run, last.test_tail), run.hypotheses, last,
-                                   failing)
+                                   failing, where)
 
 
-def _meant(rel: str, run: Run, existing: set[str]) -> str:
+def _meant(rel: str, content: str, run: Run, ws: Workspace, existing: set[str]) -> str:
     """The file a change to ``rel`` is for: the instructions' example path, copied by a small
     model (9 of 12 replies when the instructions stood in the system turn, none of 39 with
-    them at the end of the prompt), means the one file the task may change; any other path
-    means itself."""
-    editable = run.task.editable or []
-    if rel == edits.EXAMPLE_PATH and rel not in existing and len(editable) == 1:
+    them at the end of the prompt), means the one file the task may change, or of several
+    the one that defines most of the names the content defines (none shared, or a tie:
+    itself, and it is turned down as not editable); any other path means itself."""
+    editable = [f for f in run.task.editable or [] if f in existing]
+    if rel != edits.EXAMPLE_PATH or rel in existing or not editable:
+        return rel
+    if len(editable) == 1:
         return editable[0]
-    return rel
+    wanted = _names_defined(content)
+    shared = sorted(((len(wanted & _names_defined(ws.read(f))), f) for f in editable),
+                    reverse=True)
+    if shared[0][0] == 0 or shared[0][0] == shared[1][0]:
+        return rel
+    return shared[0][1]
+
+
+def _names_defined(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef |
+                                                         ast.ClassDef)}
 
 
 def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
@@ -383,10 +406,10 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
         except ProjectError as exc:
             it.rejected.append(str(exc))
             continue
-        target = _meant(rel, run, existing)
+        target = _meant(rel, change.content, run, ws, existing)
         if target != rel:
             it.repaired.append(f"{rel} (the instructions' example path) written to {target}, "
-                               "the one file this task may change")
+                               "the file this task may change that it is for")
             rel = target
         if run.task.editable is not None and rel not in run.task.editable:
             it.rejected.append(f"{rel} is not one of the files this task may change")
@@ -401,7 +424,8 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
         if change.path in python and not _test_file(change.path):
             merged = merge(python[change.path], change.content)
             change.content = merged.text
-            kept = [k for k in merged.kept if not k.endswith("docstring")]  # not worth a word
+            kept = [k for k in merged.kept  # what the model need not hear about
+                    if not k.endswith(("docstring", "__future__ import"))]
             if kept:
                 it.repaired.append(f"{change.path}: {', '.join(kept)} kept from the file as it "
                                    "was (the reply left them out)")

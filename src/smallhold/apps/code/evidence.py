@@ -84,18 +84,20 @@ def _computed(node: ast.expr) -> bool:
 
 def _compared(code: str, error: str) -> tuple[str, str, str] | None:
     """(the checked expression, what it gave, what the test wants) for an
-    ``assert CALL == EXPECTED`` line whose failure pytest spelled out as ``assert A == B``."""
+    ``assert CALL == EXPECTED`` (or ``is``) line whose failure pytest spelled out as
+    ``assert A == B``."""
     try:
         source = ast.parse(code.strip()).body[0]
-        shown = ast.parse(error.strip()).body[0]
+        shown = ast.parse(error.strip().removeprefix("AssertionError: ")).body[0]
     except (SyntaxError, IndexError, ValueError):
         return None
     if not (isinstance(source, ast.Assert) and isinstance(shown, ast.Assert)):
         return None
     test, values = source.test, shown.test
+    same = (ast.Eq, ast.Is)  # `x is False` says as much as `x == 4`: what was expected
     if not (isinstance(test, ast.Compare) and isinstance(values, ast.Compare)
-            and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
-            and len(values.ops) == 1 and isinstance(values.ops[0], ast.Eq)):
+            and len(test.ops) == 1 and isinstance(test.ops[0], same)
+            and len(values.ops) == 1 and type(values.ops[0]) is type(test.ops[0])):
         return None
     left_calls, right_calls = _computed(test.left), _computed(test.comparators[0])
     if left_calls == right_calls:  # both or neither side computed: no telling which is which

@@ -202,8 +202,10 @@ def _merge_scope(old_scope: _Scope, new_scope: _Scope, old_lines: Sequence[str],
         spaced = isinstance(old_body[index], _Def) or _is_main_guard(old_body[index])
         edits.append(_Insert(after, block, order, spaced,
                              2 if isinstance(new_scope, ast.Module) else 1))
-        names = sorted(_bound(old_body[index])) or (
-            ["__main__ guard"] if _is_main_guard(old_body[index]) else ["docstring"])
+        stmt = old_body[index]
+        names = ["__future__ import"] if isinstance(stmt, ast.ImportFrom) and \
+            stmt.module == "__future__" else sorted(_bound(stmt)) or (
+                ["__main__ guard"] if _is_main_guard(stmt) else ["docstring"])
         merged.kept.extend(prefix + n for n in names)
 
 

@@ -7,7 +7,8 @@ as they stand, what the failing check shows (expected against actual, not the ra
 what was tried, and asks for one line of diagnosis before the corrected files, in one call.
 A fresh attempt (iterations 3 and 5) shows the files as they were and the failing check,
 not the failed code, which repairs copy and stay anchored on.
-The stable part (the role) comes first so the KV cache keeps it between calls.
+The stable part comes first so the KV cache keeps it between calls: the role, the task,
+and the files no iteration changes (tests, read-only modules) before those it may.
 """
 
 from __future__ import annotations
@@ -49,10 +50,25 @@ def show_files(files: dict[str, str], first: Sequence[str] = (),
     return "\n\n".join(shown)
 
 
+def _fixed_first(task: Task, files: dict[str, str]) -> list[str]:
+    """The files no iteration changes (tests, read-only modules), to be shown before those
+    it may: the prompt up to the first changed file is then the same on every iteration,
+    and llama.cpp reuses its KV cache instead of reading it again."""
+    def fixed(rel: str) -> bool:
+        if task.editable is not None:
+            return rel not in task.editable
+        name = rel.rsplit("/", 1)[-1]
+        return rel.startswith(("tests/", "test/")) or name.startswith("test_") or \
+            name.endswith("_test.py") or name == "conftest.py"
+
+    return sorted(f for f in files if fixed(f))
+
+
 def _rules(task: Task) -> str:
     rules = []
     if task.editable:
-        rules.append("You may change only: " + ", ".join(task.editable) + ".")
+        rules.append("You may change only: " + ", ".join(task.editable) + (
+            "; write only the files your change needs." if len(task.editable) > 1 else "."))
     elif not task.edit_tests:
         rules.append("Do not change existing test files; you may add new ones.")
     rules.append("Keep the existing docstrings and function signatures: they are the "
@@ -86,13 +102,15 @@ def baseline_output(summary: str, explained: str, tail: str) -> str:
 
 
 def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
-                   baseline: str) -> list[Message]:
+                   baseline: str, where: str = "") -> list[Message]:
     """The first iteration: the change asked for directly. ``baseline`` is the tests'
-    output before any change (:func:`test_output`), the most telling thing there is."""
+    output before any change (:func:`test_output`), the most telling thing there is;
+    ``where`` the places to look first (``locate.where_to_look``), if any."""
     user = "\n\n".join(p for p in [
         f"Task: {task.description}",
         f"Project files: {', '.join(tree)}",
-        show_files(files),
+        show_files(files, _fixed_first(task, files)),
+        where,
         f"The tests before any change: {baseline}" if baseline else "",
         _rules(task),
         f"Write the change that does the task. {edits.INSTRUCTIONS}",
@@ -101,13 +119,14 @@ def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
 
 
 def fresh_messages(task: Task, files: dict[str, str], tree: Sequence[str],
-                   failing: str) -> list[Message]:
+                   failing: str, where: str = "") -> list[Message]:
     """A fresh attempt: the files as they were before any change and what the last attempt
     failed, without its code, so the answer is not anchored on it."""
     user = "\n\n".join(p for p in [
         f"Task: {task.description}",
         f"Project files: {', '.join(tree)}",
-        show_files(files),
+        show_files(files, _fixed_first(task, files)),
+        where,
         f"An earlier attempt, not shown, failed the tests like this: {failing}",
         _rules(task),
         "Write the change that does the task, thinking afresh about what the tests check. "
@@ -128,7 +147,7 @@ def _refused_tests(last: Iteration) -> str:
 
 def repair_messages(task: Task, files: dict[str, str], tree: Sequence[str], history: str,
                     hints: str, ledger: Sequence[Tried], last: Iteration,
-                    failing: str) -> list[Message]:
+                    failing: str, where: str = "") -> list[Message]:
     """A later iteration: fix what ``failing`` (the last tests' output, explained) shows.
     ``last`` is the previous iteration; when it was undone the files are as before it, and
     its diff is shown so the model knows what not to write again."""
@@ -136,7 +155,8 @@ def repair_messages(task: Task, files: dict[str, str], tree: Sequence[str], hist
     parts = [
         f"Task: {task.description}",
         f"Project files: {', '.join(tree)}",
-        show_files(files),
+        show_files(files, _fixed_first(task, files)),
+        where,
         f"What the earlier iterations did:\n{history}" if history else "",
         "Diagnoses already acted on without success (look for another cause):\n" +
         "\n".join(f"- {t.text} ({t.evidence})" for t in refuted) if refuted else "",
