@@ -146,3 +146,13 @@ def test_left_out_statements_that_bind_nothing_stay_out() -> None:
     new = "import logging\n\n\ndef f():\n    return 2\n"
     merged = merge(old, new)
     assert merged.text == new  # a call at import time is not put back
+
+
+def test_a_method_put_back_at_a_class_top_goes_above_the_first_decorator() -> None:
+    old = ("class A:\n    def a(self):\n        return 1\n\n    @property\n"
+           "    def b(self):\n        return 2\n")
+    new = "class A:\n    @property\n    def b(self):\n        return 3\n"
+    merged = merge(old, new).text
+    assert "    @property\n    def b(self):\n        return 3" in merged
+    assert merged.index("def a") < merged.index("@property")
+    compile(merged, "a.py", "exec")

@@ -60,7 +60,7 @@ from smallhold.apps.code.reflection import Hypothesis
 from smallhold.apps.code.safety import review
 from smallhold.apps.code.sandbox import Limits, Runner, SandboxFactory, bubblewrap
 from smallhold.apps.code.signatures import signature_of
-from smallhold.apps.code.testing import TestReport, run_tests
+from smallhold.apps.code.testing import TestReport, is_test_file, run_tests
 from smallhold.apps.code.workspace import Workspace, safe_relative
 from smallhold.errors import ConfigError, RecordNotFoundError
 from smallhold.kit import Home
@@ -88,12 +88,6 @@ REDRAW_TEMPERATURE = 1.0
 # reflected in steps of their own) cannot be resumed by this workflow, whose steps differ.
 LOOP_FORMAT = 2
 Notify = Callable[[str], None]
-
-
-def _test_file(rel: str) -> bool:
-    name = Path(rel).name
-    return rel.startswith(("tests/", "test/")) or name.startswith("test_") or \
-        name.endswith("_test.py") or name == "conftest.py"
 
 
 @dataclass
@@ -216,7 +210,7 @@ class Agent:
 
 
 def _test_sources(ws: Workspace) -> dict[str, str]:
-    return {f: ws.read(f) for f in ws.files() if f.endswith(".py") and _test_file(f)}
+    return {f: ws.read(f) for f in ws.files() if f.endswith(".py") and is_test_file(f)}
 
 
 def _read_files(ws: Workspace, editable: list[str] | None = None
@@ -346,7 +340,7 @@ def _messages(agent: Agent, run: Run, number: int) -> list[Message]:
     """Iteration ``number``'s conversation: the direct write first, a repair after."""
     ws = agent.workspace(run)
     tree, files = _read_files(ws, run.task.editable)
-    tests = [f for f in files if _test_file(f)]
+    tests = [f for f in files if is_test_file(f)]
     if number == 1:
         before = "" if not run.baseline_summary or run.baseline_tail == "" else \
             prompts.baseline_output(run.baseline_summary, run.baseline_explained,
@@ -415,13 +409,13 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
             it.rejected.append(f"{rel} is not one of the files this task may change")
             continue
         if not run.task.edit_tests and run.task.editable is None and rel in existing \
-                and _test_file(rel):
+                and is_test_file(rel):
             it.rejected.append(f"{rel} is an existing test; tests are not edited to pass")
             continue
         accepted.append(FileChange(path=rel, content=change.content))
     python = {f: ws.read(f) for f in existing if f.endswith(".py")}
     for change in accepted:
-        if change.path in python and not _test_file(change.path):
+        if change.path in python and not is_test_file(change.path):
             merged = merge(python[change.path], change.content)
             change.content = merged.text
             kept = [k for k in merged.kept  # what the model need not hear about

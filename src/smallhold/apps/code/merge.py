@@ -165,11 +165,12 @@ class _Insert:
         return [*[""] * (self.gap if lead else 0), *self.lines, *[""] * (self.gap if trail else 0)]
 
 
-def _body_start(scope: _Scope) -> int:
-    """0-based line index after which a block goes when it belongs at a scope's top."""
+def _body_start(scope: _Scope, lines: Sequence[str]) -> int:
+    """0-based line index after which a block goes when it belongs at a scope's top (above
+    the first statement's decorators and comments)."""
     if isinstance(scope, ast.Module):
         return -1
-    return scope.body[0].lineno - 2 if scope.body else scope.lineno - 1
+    return _first_line(scope.body[0], lines) - 2 if scope.body else scope.lineno - 1
 
 
 def _merge_scope(old_scope: _Scope, new_scope: _Scope, old_lines: Sequence[str],
@@ -197,7 +198,7 @@ def _merge_scope(old_scope: _Scope, new_scope: _Scope, old_lines: Sequence[str],
             assert end is not None
             after = end - 1
         else:
-            after = _body_start(new_scope)
+            after = _body_start(new_scope, new_lines)
         block = _source(old_body[index], old_lines, indent)
         spaced = isinstance(old_body[index], _Def) or _is_main_guard(old_body[index])
         edits.append(_Insert(after, block, order, spaced,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from smallhold.apps.code import edits
 from smallhold.apps.code.models import Iteration, Task
 from smallhold.apps.code.reflection import Tried
+from smallhold.apps.code.testing import is_test_file
 from smallhold.runtime import Message
 
 SYSTEM = (
@@ -54,14 +55,8 @@ def _fixed_first(task: Task, files: dict[str, str]) -> list[str]:
     """The files no iteration changes (tests, read-only modules), to be shown before those
     it may: the prompt up to the first changed file is then the same on every iteration,
     and llama.cpp reuses its KV cache instead of reading it again."""
-    def fixed(rel: str) -> bool:
-        if task.editable is not None:
-            return rel not in task.editable
-        name = rel.rsplit("/", 1)[-1]
-        return rel.startswith(("tests/", "test/")) or name.startswith("test_") or \
-            name.endswith("_test.py") or name == "conftest.py"
-
-    return sorted(f for f in files if fixed(f))
+    return sorted(f for f in files if (f not in task.editable if task.editable is not None
+                                       else is_test_file(f)))
 
 
 def _rules(task: Task) -> str:

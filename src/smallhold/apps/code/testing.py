@@ -74,6 +74,13 @@ class TestReport:
         return self.output if len(self.output) <= chars else "..." + self.output[-chars:]
 
 
+def is_test_file(rel: str) -> bool:
+    """Whether a project path is a test (or pytest's conftest) by pytest's naming."""
+    name = rel.rsplit("/", 1)[-1]
+    return rel.startswith(("tests/", "test/")) or name.startswith("test_") or \
+        name.endswith("_test.py") or name == "conftest.py"
+
+
 def default_command(project: Path, python: str) -> list[str]:
     """``python -m pytest`` when the project looks like it has pytest tests."""
     has_tests = any(project.glob("test_*.py")) or any(project.glob("*_test.py")) or any(
