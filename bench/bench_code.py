@@ -144,6 +144,15 @@ def agent_for(model: str) -> Iterator[Any]:
         yield Agent.on(home)
 
 
+def warm(agent: Any, model: str) -> None:
+    """Load the model before anything is timed: otherwise the first task's single shot
+    carries the model's load, and the cost ratio with it."""
+    from smallhold.runtime.types import GenerationParams, Message
+
+    agent.runtime.chat([Message(role="user", content="hi")], model=model,
+                       params=GenerationParams(max_tokens=1, temperature=0.0), app="code-bench")
+
+
 def single_shot(agent: Any, task: dict[str, Any], model: str) -> dict[str, Any]:
     from smallhold.apps.code import edits
     from smallhold.apps.code.prompts import SYSTEM
@@ -229,6 +238,7 @@ def bench_mbpp(args: argparse.Namespace, root: Path, journal: Journal) -> dict[s
     shots: list[dict[str, Any]] = []
     passes: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     with agent_for(args.model) as agent:
+        warm(agent, args.model)
         for number, task in enumerate(tasks, start=1):
             row = journal.get("single", task["task_id"])
             if row is None:
