@@ -156,3 +156,11 @@ def test_a_method_put_back_at_a_class_top_goes_above_the_first_decorator() -> No
     assert "    @property\n    def b(self):\n        return 3" in merged
     assert merged.index("def a") < merged.index("@property")
     compile(merged, "a.py", "exec")
+
+
+def test_a_docstring_put_back_goes_above_a_future_import() -> None:
+    old = '"""Coerce text."""\n\nfrom __future__ import annotations\n\n\ndef f():\n    return 1\n'
+    new = "from __future__ import annotations\n\n\ndef f():\n    return 2\n"
+    merged = merge(old, new).text
+    assert merged.startswith('"""Coerce text."""\nfrom __future__ import annotations')
+    assert ast.get_docstring(ast.parse(merged)) == "Coerce text."

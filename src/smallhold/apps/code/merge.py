@@ -124,7 +124,10 @@ def _lacking(old: Sequence[ast.stmt], new: Sequence[ast.stmt]) -> list[int]:
 def _anchor(old: Sequence[ast.stmt], index: int, new: Sequence[ast.stmt]) -> int:
     """Where old statement ``index`` goes in ``new``: after the nearest statement above it
     in the old scope that the new scope also has (by a shared name), as a new-body index
-    (-1: at the top, after the docstring and ``__future__`` imports)."""
+    (-1: at the top, after the docstring and ``__future__`` imports; -2: above everything,
+    for the docstring itself)."""
+    if index == 0 and _is_docstring(old[0]):
+        return -2  # the very top, above a `from __future__` import: else it is no docstring
     by_name: dict[str, int] = {}
     for position, stmt in enumerate(new):
         for name in _bound(stmt):
@@ -197,6 +200,8 @@ def _merge_scope(old_scope: _Scope, new_scope: _Scope, old_lines: Sequence[str],
             end = new_body[at].end_lineno
             assert end is not None
             after = end - 1
+        elif at == -2 and new_body:
+            after = _first_line(new_body[0], new_lines) - 2
         else:
             after = _body_start(new_scope, new_lines)
         block = _source(old_body[index], old_lines, indent)
