@@ -164,3 +164,14 @@ def test_a_docstring_put_back_goes_above_a_future_import() -> None:
     merged = merge(old, new).text
     assert merged.startswith('"""Coerce text."""\nfrom __future__ import annotations')
     assert ast.get_docstring(ast.parse(merged)) == "Coerce text."
+
+
+def test_a_future_import_written_below_the_docstring_again_is_hoisted() -> None:
+    old = '"""Parse."""\n\nfrom __future__ import annotations\n\n\ndef p():\n    return 1\n'
+    reply = ('from __future__ import annotations\n"""Parse."""\n\nfrom __future__ import '
+             'annotations\n\n\ndef p():\n    return 2\n')
+    merged = merge(old, reply).text
+    compile(merged, "parser.py", "exec")
+    assert merged.count("from __future__ import annotations") == 1
+    assert ast.get_docstring(ast.parse(merged)) == "Parse."
+    assert "return 2" in merged

@@ -21,6 +21,7 @@ as written: the tests will show the syntax error with its line.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -215,8 +216,40 @@ def _merge_scope(old_scope: _Scope, new_scope: _Scope, old_lines: Sequence[str],
         merged.kept.extend(prefix + n for n in names)
 
 
+_FUTURE = re.compile(r"^from __future__ import (?P<names>[\w, ]+)[ \t]*$", re.M)
+
+
+def hoist_future(text: str) -> str:
+    """``text`` with its ``from __future__`` imports moved to the top (below the docstring)
+    when one stands lower, which Python refuses. The 1.5B wrote the import above the module
+    docstring and then again below it: a SyntaxError for the whole file, one iteration lost
+    to a line the model did not mean to change."""
+    found = list(_FUTURE.finditer(text))
+    if not found:
+        return text
+    try:  # the placement is the compiler's check, not the parser's
+        compile(text, "<edit>", "exec", dont_inherit=True)
+        return text
+    except SyntaxError as exc:
+        if "__future__" not in str(exc.msg):
+            return text
+    except ValueError:
+        return text
+    names = sorted({n.strip() for m in found for n in m.group("names").split(",") if n.strip()})
+    rest = _FUTURE.sub("", text)
+    try:
+        body = ast.parse(rest).body
+    except (SyntaxError, ValueError):
+        return text
+    lines = rest.splitlines()
+    after = body[0].end_lineno or 0 if body and _is_docstring(body[0]) else 0
+    lines.insert(after, "from __future__ import " + ", ".join(names))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def merge(old: str, new: str) -> Merged:
     """``new`` with what it left out of ``old`` put back (see the module's docstring)."""
+    new = hoist_future(new)
     try:
         old_tree, new_tree = ast.parse(old), ast.parse(new)
     except (SyntaxError, ValueError):
@@ -243,8 +276,8 @@ def merge(old: str, new: str) -> Merged:
             out[extra:key + 1] = item
     text = "\n".join(out).rstrip("\n") + "\n"
     try:
-        ast.parse(text)
-    except SyntaxError:  # never make a parsing file unparsable
+        compile(text, "<merged>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):  # never make a compiling file fail to compile
         return Merged(new)
     merged.text = text
     return merged
