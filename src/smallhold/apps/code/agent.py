@@ -24,7 +24,6 @@ stores of them.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import itertools
 import time
@@ -372,21 +371,13 @@ def _meant(rel: str, content: str, run: Run, ws: Workspace, existing: set[str]) 
         return rel
     if len(editable) == 1:
         return editable[0]
-    wanted = _names_defined(content)
-    shared = sorted(((len(wanted & _names_defined(ws.read(f))), f) for f in editable),
+    defined = locate.definitions({rel: content, **{f: ws.read(f) for f in editable}})
+    wanted = set(defined.get(rel, []))
+    shared = sorted(((len(wanted & set(defined.get(f, []))), f) for f in editable),
                     reverse=True)
     if shared[0][0] == 0 or shared[0][0] == shared[1][0]:
         return rel
     return shared[0][1]
-
-
-def _names_defined(source: str) -> set[str]:
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return set()
-    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef |
-                                                         ast.ClassDef)}
 
 
 def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
