@@ -175,3 +175,8 @@ def test_a_future_import_written_below_the_docstring_again_is_hoisted() -> None:
     assert merged.count("from __future__ import annotations") == 1
     assert ast.get_docstring(ast.parse(merged)) == "Parse."
     assert "return 2" in merged
+
+
+def test_source_nested_past_the_parser_is_taken_as_written() -> None:
+    deep = "x = " + "(" * 5000 + "1" + ")" * 5000 + "\n"
+    assert merge("y = 1\n", deep).text == deep

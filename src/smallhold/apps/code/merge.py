@@ -233,13 +233,13 @@ def hoist_future(text: str) -> str:
     except SyntaxError as exc:
         if "__future__" not in str(exc.msg):
             return text
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     names = sorted({n.strip() for m in found for n in m.group("names").split(",") if n.strip()})
     rest = _FUTURE.sub("", text)
     try:
         body = ast.parse(rest).body
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError):
         return text
     lines = rest.splitlines()
     after = body[0].end_lineno or 0 if body and _is_docstring(body[0]) else 0
@@ -252,7 +252,7 @@ def merge(old: str, new: str) -> Merged:
     new = hoist_future(new)
     try:
         old_tree, new_tree = ast.parse(old), ast.parse(new)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError):
         return Merged(new)
     old_lines, new_lines = old.splitlines(), new.splitlines()
     merged = Merged(new)
@@ -277,7 +277,7 @@ def merge(old: str, new: str) -> Merged:
     text = "\n".join(out).rstrip("\n") + "\n"
     try:
         compile(text, "<merged>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):  # never make a compiling file fail to compile
+    except (SyntaxError, ValueError, RecursionError):  # never make a compiling file fail to compile
         return Merged(new)
     merged.text = text
     return merged
