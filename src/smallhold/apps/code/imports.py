@@ -75,40 +75,40 @@ def _imported(rel: str, tree: ast.Module) -> Iterator[tuple[str, str]]:
                 yield target, alias.name
 
 
-def _top_level(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
+def top_level(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
     """Module-level statements, into ``if``/``try``/``with`` blocks (guarded definitions)."""
     for node in body:
         yield node
         if isinstance(node, ast.If | ast.For | ast.While):
-            yield from _top_level([*node.body, *node.orelse])
+            yield from top_level([*node.body, *node.orelse])
         elif isinstance(node, ast.With):
-            yield from _top_level(node.body)
+            yield from top_level(node.body)
         elif isinstance(node, ast.Try):
-            yield from _top_level([*node.body, *node.orelse, *node.finalbody,
+            yield from top_level([*node.body, *node.orelse, *node.finalbody,
                                    *(s for h in node.handlers for s in h.body)])
 
 
-def _targets(node: ast.expr) -> Iterator[str]:
+def targets(node: ast.expr) -> Iterator[str]:
     if isinstance(node, ast.Name):
         yield node.id
     elif isinstance(node, ast.Tuple | ast.List):
         for element in node.elts:
-            yield from _targets(element)
+            yield from targets(element)
 
 
 def defined(tree: ast.Module) -> set[str] | None:
     """The names a module defines at top level; None when it may define anything."""
     names: set[str] = set()
-    for node in _top_level(tree.body):
+    for node in top_level(tree.body):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
             if node.name == "__getattr__" and not isinstance(node, ast.ClassDef):
                 return None
         elif isinstance(node, ast.Assign):
             for target in node.targets:
-                names.update(_targets(target))
+                names.update(targets(target))
         elif isinstance(node, ast.AnnAssign | ast.AugAssign):
-            names.update(_targets(node.target))
+            names.update(targets(node.target))
         elif isinstance(node, ast.Import):
             names.update(a.asname or a.name.split(".")[0] for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -160,7 +160,7 @@ def _definition(tree: ast.Module, name: str) -> ast.stmt | None:
         isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         and node.name == name) or (
         isinstance(node, ast.Assign | ast.AnnAssign) and name in set().union(
-            *(_targets(t) for t in (node.targets if isinstance(node, ast.Assign)
+            *(targets(t) for t in (node.targets if isinstance(node, ast.Assign)
                                     else [node.target]))))]
     return found[0] if len(found) == 1 else None
 

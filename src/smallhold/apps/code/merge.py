@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from smallhold.apps.code.imports import _targets
+from smallhold.apps.code.imports import targets, top_level
 
 _Scope = ast.Module | ast.ClassDef
 _Def = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
@@ -41,31 +41,21 @@ class Merged:
 
 
 def _bound(node: ast.stmt) -> set[str]:
-    """The names one statement binds in its scope (into ``if``/``try`` blocks)."""
+    """The names one statement binds in its scope (into ``if``/``try``/``with`` blocks)."""
     names: set[str] = set()
-    for stmt in _flatten([node]):
+    for stmt in top_level([node]):
         if isinstance(stmt, _Def):
             names.add(stmt.name)
         elif isinstance(stmt, ast.Assign):
             for target in stmt.targets:
-                names.update(_targets(target))
+                names.update(targets(target))
         elif isinstance(stmt, ast.AnnAssign):
-            names.update(_targets(stmt.target))
+            names.update(targets(stmt.target))
         elif isinstance(stmt, ast.Import):
             names.update(a.asname or a.name.split(".")[0] for a in stmt.names)
         elif isinstance(stmt, ast.ImportFrom):
             names.update(a.asname or a.name for a in stmt.names if a.name != "*")
     return names
-
-
-def _flatten(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
-    for node in body:
-        yield node
-        if isinstance(node, ast.If):
-            yield from _flatten([*node.body, *node.orelse])
-        elif isinstance(node, ast.Try):
-            yield from _flatten([*node.body, *node.orelse, *node.finalbody,
-                                 *(s for h in node.handlers for s in h.body)])
 
 
 def _is_main_guard(node: ast.stmt) -> bool:
