@@ -300,6 +300,28 @@ def test_the_example_path_copied_from_the_instructions_means_the_one_editable_fi
     assert "written to calc.py" in first.repaired[0]
 
 
+def test_with_no_list_of_files_the_example_path_means_the_one_source_file(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    agent = make_agent(scripted([edit("pkg/module.py", FIXED)]))
+    done = execute(agent, agent.create(task_for(project)).id)
+    first = agent.iteration(done.id, 1)
+    assert done.status == "solved" and first.changed == ["calc.py"]
+    assert not Path(done.workspace, "pkg").exists()
+
+
+def test_every_prompt_shares_one_system_turn_with_the_edit_format(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    backend = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED)])
+    agent = make_agent(backend)
+    execute(agent, agent.create(task_for(project)).id)
+    execute(make_agent(backend), agent.create(task_for(project, description="other")).id)
+    systems = {r.messages[0].content for r in backend.requests}
+    assert len(backend.requests) >= 3 and len(systems) == 1
+    assert "FILE: pkg/module.py" in systems.pop()  # the format once, in the cached prefix
+    assert all(r.messages[-1].content.endswith("for each file you change.")
+               for r in backend.requests)
+
+
 def test_of_several_editable_files_the_example_path_means_the_one_with_its_names(
         make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
     (project / "util.py").write_text("def double(x):\n    return 2 * x\n")

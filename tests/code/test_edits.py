@@ -29,6 +29,23 @@ def test_name_in_the_first_line_or_the_info_string() -> None:
     assert files("```calc.py\nX = 1\n```") == {"calc.py": "X = 1\n"}
 
 
+@pytest.mark.parametrize("lead_in", [
+    "Corrected solution.py", "Here is the updated `solution.py`:", "The new solution.py:",
+])
+def test_a_short_line_naming_the_file_right_above_its_block(lead_in: str) -> None:
+    assert files(f"Diagnosis: off by one.\n\n{lead_in}\n```python\nX = 1\n```") == \
+        {"solution.py": "X = 1\n"}
+
+
+def test_prose_naming_a_file_above_a_block_in_another_language_is_no_edit() -> None:
+    with pytest.raises(EditFormatError, match="no file names"):
+        parse_edit("Then run tests/test_calc.py:\n```bash\npytest -q\n```")
+    with pytest.raises(EditFormatError, match="no file names"):  # a paragraph, not a lead-in
+        parse_edit("The function in solution.py returns the wrong value when the list is "
+                   "empty, and it also fails for negative numbers as in solution.py\n"
+                   "```python\nX = 1\n```")
+
+
 def test_several_files_prose_between_and_content_kept_verbatim() -> None:
     reply = (f"FILE: a.py\nThe fix keeps the escapes:\n```python\n{TRICKY}```\n\nAnd the test:\n"
              "FILE: tests/test_a.py\n~~~\nfrom a import f\n~~~\n")

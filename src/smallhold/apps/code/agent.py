@@ -362,18 +362,24 @@ def _messages(agent: Agent, run: Run, number: int) -> list[Message]:
 
 def _meant(rel: str, content: str, run: Run, ws: Workspace, existing: set[str]) -> str:
     """The file a change to ``rel`` is for: the instructions' example path, copied by a small
-    model (9 of 12 replies when the instructions stood in the system turn, none of 39 with
-    them at the end of the prompt), means the one file the task may change, or of several
-    the one that defines most of the names the content defines (none shared, or a tie:
-    itself, and it is turned down as not editable); any other path means itself."""
-    editable = [f for f in run.task.editable or [] if f in existing]
-    if rel != edits.EXAMPLE_PATH or rel in existing or not editable:
+    model (9 of 12 replies with the instructions in the system turn, where they stand so that
+    every task shares the cached prefix), means the one file the task may change (with no
+    list, the one source file that is not a test), or of several the one that defines most
+    of the names the content defines (none shared, or a tie: itself, and it is turned down
+    as not editable or written as a new file); any other path means itself."""
+    if rel != edits.EXAMPLE_PATH or rel in existing:
         return rel
-    if len(editable) == 1:
-        return editable[0]
-    defined = locate.definitions({rel: content, **{f: ws.read(f) for f in editable}})
+    if run.task.editable is not None:
+        candidates = [f for f in run.task.editable if f in existing]
+    else:
+        candidates = sorted(f for f in existing if f.endswith(".py") and not is_test_file(f))
+    if not candidates:
+        return rel
+    if len(candidates) == 1:
+        return candidates[0]
+    defined = locate.definitions({rel: content, **{f: ws.read(f) for f in candidates}})
     wanted = set(defined.get(rel, []))
-    shared = sorted(((len(wanted & set(defined.get(f, []))), f) for f in editable),
+    shared = sorted(((len(wanted & set(defined.get(f, []))), f) for f in candidates),
                     reverse=True)
     if shared[0][0] == 0 or shared[0][0] == shared[1][0]:
         return rel
@@ -394,7 +400,7 @@ def _vet(agent: Agent, run: Run, ws: Workspace, edit: Edit, it: Iteration
         target = _meant(rel, change.content, run, ws, existing)
         if target != rel:
             it.repaired.append(f"{rel} (the instructions' example path) written to {target}, "
-                               "the file this task may change that it is for")
+                               "the file of this task that it is for")
             rel = target
         if run.task.editable is not None and rel not in run.task.editable:
             it.rejected.append(f"{rel} is not one of the files this task may change")

@@ -34,6 +34,10 @@ _HEADERS = [
     re.compile(rf"^\s*`{_PATH}`\s*:?\s*$"),
     re.compile(rf"^\s*{_PATH}\s*:\s*$"),
 ]
+# prose naming the file right above its block ("Corrected solution.py", "Here is the new
+# calc.py:"): only a short line, and only for a block in that file's language
+_LEAD_IN = re.compile(rf"^[^`\n]{{0,60}}?\s`?{_PATH}`?\s*:?\s*$")
+_LANGUAGES = {"py": {"python", "py", "python3"}}
 _FIRST_LINE = re.compile(rf"^\s*(?:#|//)\s*(?:file(?:name)?\s*:\s*)?{_PATH}\s*$", re.I)
 _INFO_PATH = re.compile(rf"^(?:\w+[ \t:]+)?{_PATH}$")
 
@@ -44,6 +48,18 @@ def _header_path(line: str) -> str | None:
         if found:
             return found.group("path")
     return None
+
+
+def _lead_in_path(line: str, info: str) -> str | None:
+    """The path a short line of prose right above a block names, if the block's info
+    string fits that file (a ```bash block under "run tests/test_x.py" is no edit of it)."""
+    found = _LEAD_IN.match(line)
+    if found is None:
+        return None
+    path = found.group("path")
+    extension = path.rsplit(".", 1)[-1] if "." in path else ""
+    language = info.split()[0].lower() if info.split() else ""
+    return path if language in {"", extension, *_LANGUAGES.get(extension, ())} else None
 
 
 def _blocks(text: str) -> list[tuple[str | None, str, list[str]]]:
@@ -61,6 +77,7 @@ def _blocks(text: str) -> list[tuple[str | None, str, list[str]]]:
             i += 1
             continue
         fence, indent = opening.group("fence"), opening.group("indent")
+        start = i
         body: list[str] = []
         i += 1
         closed = False
@@ -76,7 +93,10 @@ def _blocks(text: str) -> list[tuple[str | None, str, list[str]]]:
         if not closed:
             raise EditFormatError("a code block was opened but never closed with ```; "
                                   "close every block")
-        found.append((pending, opening.group("info").strip(), body))
+        info = opening.group("info").strip()
+        if pending is None and start > 0:
+            pending = _lead_in_path(lines[start - 1], info)
+        found.append((pending, info, body))
         pending = None
         i += 1
     return found
