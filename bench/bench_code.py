@@ -295,9 +295,9 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
            repo: list[dict[str, Any]] | None) -> str:
     lines = ["### code: coding agent on MBPP+ and the repo tasks", "",
              f"Command: `{common.command_line()}`", "", *common.machine_lines(info, [
-                 ("model", f"{args.model}, n_ctx 8192, temperature 0 (single shot and the "
-                           "loop's first iteration), 0.7 (the loop's repairs; 1.0 when a "
-                           "repair repeats tried code)"),
+                 ("model", f"{args.model}, n_ctx 8192, temperature 0 (single shot, the "
+                           "loop's first iteration and its plain start at 5), 0.7 (the loop's "
+                           "repairs and fresh start; 1.0 when a repair repeats tried code)"),
                  ("projects' tests run on", args.project_python),
              ]), ""]
     if mbpp:
@@ -346,12 +346,14 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
                       f"{fmt(common.mean([r['iterations'] for _, r in both]), 2)} iterations "
                       "on average.", ""]
         if mbpp["again"]:
-            first = {r["task"]: r for r in mbpp["loop"]}
-            rows = [[r["task"], first[r["task"]]["status"], first[r["task"]]["iterations"],
-                     r["status"], r["iterations"]] for r in mbpp["again"]]
-            lines += ["Failure memory: the same tasks run again in the same profile.", "",
-                      md_table(["task", "first run", "iterations", "second run",
-                                "iterations"], rows, "llrlr"), ""]
+            lines += passes_compared("the first pass", mbpp["loop"], "the second pass",
+                                     mbpp["again"], "the same tasks again in the same profile, "
+                                     "with what the first pass stored")
+        if args.against:
+            other = [r for r in Journal(common.RESULTS_DIR / f"code-{args.against}.jsonl")
+                     .done.values() if r["phase"] == "loop1"]
+            lines += passes_compared(f"`{args.label}`", mbpp["loop"], f"`{args.against}`",
+                                     other, "the same tasks, the loop's first pass of each")
     if repo:
         rows = [[r["task"], r["kind"], r["status"], r["reason"], r["iterations"],
                  fmt(r["tokens"], 0), fmt(r["seconds"], 0),
@@ -361,6 +363,33 @@ def report(args: argparse.Namespace, info: dict[str, Any], mbpp: dict[str, Any] 
                   md_table(["task", "kind", "status", "stop", "iterations", "tokens", "seconds",
                             "project and its neighbour untouched"], rows, "llllrrrl"), ""]
     return "\n".join(lines)
+
+
+def passes_compared(name: str, rows: list[dict[str, Any]], other_name: str,
+                    other: list[dict[str, Any]], what: str) -> list[str]:
+    """Two loop passes over the same tasks: pass@1 on the hidden inputs, time, and the tasks
+    where they differ (memory on against off, or a second pass against the first)."""
+    by_task = {r["task"]: r for r in other}
+    pairs = [(r, by_task[r["task"]]) for r in rows if r["task"] in by_task]
+    if not pairs:
+        return [f"No task of {name} is in {other_name}'s journal.", ""]
+    n = len(pairs)
+    table = [[label, f"{sum(bool(x['hidden']) for x in side)}/{n}",
+              fmt(common.mean([x["iterations"] for x in side]), 2),
+              fmt(common.mean([x["seconds"] for x in side]), 1)]
+             for label, side in ((name, [a for a, _ in pairs]),
+                                 (other_name, [b for _, b in pairs]))]
+    differ = [[a["task"], "yes" if a["hidden"] else "no", a["iterations"],
+               "yes" if b["hidden"] else "no", b["iterations"]]
+              for a, b in pairs if bool(a["hidden"]) != bool(b["hidden"])]
+    lines = [f"{name} against {other_name} ({what}), on {n} tasks:", "",
+             md_table(["", "solved (hidden)", "iterations per task", "seconds per task"],
+                      table, "lrrr"), ""]
+    if differ:
+        lines += [f"Where they differ ({len(differ)} task(s)):", "",
+                  md_table(["task", name, "iterations", other_name, "iterations"], differ,
+                           "llrlr"), ""]
+    return lines
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -391,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="forget the label's journal and profile first")
     parser.add_argument("--no-second-pass", dest="second_pass", action="store_false",
                         help="skip the loop's second pass (memory) over the same tasks")
+    parser.add_argument("--against", metavar="LABEL",
+                        help="compare the loop's first pass with that of another label's "
+                        "journal (memory on against --no-memory)")
     parser.add_argument("--no-loop", dest="loop", action="store_false",
                         help="only the single shot (a baseline for the loop's runs)")
     parser.add_argument("--project-python", default="bench", metavar="bench|pytest|PATH",

@@ -54,13 +54,15 @@ def test_fails_diagnoses_then_solves(make_agent: MakeAgent, project: Path, paths
     assert "Diagnosis:" in repair
 
 
-def test_same_failure_trips_the_breaker(make_agent: MakeAgent, project: Path, paths: Paths,
-                                        settings: Settings) -> None:
+def test_same_failure_trips_the_breaker_once_no_start_is_left(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    """Stuck at 3 is no reason to stop while the plain start (5) is ahead: it does not see
+    the code the loop is stuck on. After it, the same failure again stops the run."""
     agent = make_agent(scripted([edit("calc.py", WRONG)]))
-    run = agent.create(task_for(project, max_iterations=5))
+    run = agent.create(task_for(project, max_iterations=8))
     done = execute(agent, run.id)
     assert done.status == "stopped" and done.stop_reason == "same-failure"
-    assert done.iterations == 3
+    assert done.iterations == 5
 
 
 def test_different_wrong_answers_are_not_the_same_failure(
@@ -133,6 +135,22 @@ def test_a_rewritten_docstring_is_put_back(make_agent: MakeAgent, project: Path,
     assert first.repaired == ["calc.py: the docstring of add kept as it was (docstrings are "
                               "the specification)"]
     assert "-1" not in agent.workspace(done).diff() and spec not in agent.workspace(done).diff()
+
+
+def test_docstrings_the_reply_leaves_out_are_kept_without_a_word(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    """The prompts ask for docstrings to be left out (copying them was most of a small
+    task's reply): the file keeps them, and nothing is reported as put back."""
+    spec = '"""Add two numbers.\n\n    >>> add(2, 3)\n    5\n    """'
+    (project / "calc.py").write_text(f'"""Arithmetic."""\n\n\ndef add(a, b):\n    {spec}\n'
+                                     "    return a - b\n")
+    backend = scripted([edit("calc.py", FIXED)])
+    agent = make_agent(backend)
+    done = execute(agent, agent.create(task_for(project)).id)
+    assert done.status == "solved" and agent.iteration(done.id, 1).repaired == []
+    assert agent.workspace(done).read("calc.py") == (
+        f'"""Arithmetic."""\n\n\ndef add(a, b):\n    {spec}\n    return a + b\n')
+    assert "leave them out" in backend.requests[0].messages[-1].content
 
 
 def test_a_rewrite_that_drops_an_imported_function_gets_it_back(
@@ -309,17 +327,18 @@ def test_with_no_list_of_files_the_example_path_means_the_one_source_file(
     assert not Path(done.workspace, "pkg").exists()
 
 
-def test_every_prompt_shares_one_system_turn_with_the_edit_format(
+def test_every_prompt_ends_with_the_rules_and_the_edit_format(
         make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    """Where a small model reads them: in the system turn the first attempts passed fewer
+    tasks (BENCHMARKS.md, v4-mem50)."""
     backend = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED)])
     agent = make_agent(backend)
     execute(agent, agent.create(task_for(project)).id)
-    execute(make_agent(backend), agent.create(task_for(project, description="other")).id)
-    systems = {r.messages[0].content for r in backend.requests}
-    assert len(backend.requests) >= 3 and len(systems) == 1
-    assert "FILE: pkg/module.py" in systems.pop()  # the format once, in the cached prefix
-    assert all(r.messages[-1].content.endswith("for each file you change.")
-               for r in backend.requests)
+    assert len(backend.requests) == 2
+    for request in backend.requests:
+        user = request.messages[-1].content
+        assert "leave them out" in user and user.endswith("no ellipsis; nothing else.")
+        assert "FILE:" not in request.messages[0].content
 
 
 def test_of_several_editable_files_the_example_path_means_the_one_with_its_names(
@@ -359,3 +378,18 @@ def test_the_third_iteration_starts_afresh_without_the_failed_code(
     assert "return a - b" in fresh  # the file as it was before the run
     assert "a * b + 2" not in fresh and "Diagnosis" not in fresh  # not the failed code
     assert agent.iteration(done.id, 3).plan.summary.startswith("a fresh attempt")
+
+
+def test_the_fifth_iteration_starts_plain_as_a_single_shot_would(
+        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
+    wrong = [edit("calc.py", f"def add(a, b):\n    return a * b + {n}\n") for n in range(4)]
+    backend = scripted([*wrong, edit("calc.py", FIXED)])
+    agent = make_agent(backend)
+    done = execute(agent, agent.create(task_for(project, max_iterations=5)).id)
+    assert done.status == "solved" and done.iterations == 5
+    plain, request = prompt(backend, 4), backend.requests[4]
+    assert "return a - b" in plain  # the file as it was before the run
+    assert "test_add" not in plain and "failed" not in plain  # neither tests nor failures
+    assert "a * b" not in plain and "Diagnosis" not in plain
+    assert request.params.temperature == 0.0
+    assert agent.iteration(done.id, 5).plan.summary == "a plain attempt from the task alone"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smallhold.apps.code.docstrings import keep_docstrings
+from smallhold.apps.code.docstrings import keep_docstrings, restore_docstrings
 from smallhold.apps.code.evidence import explain, failures
 from smallhold.apps.code.memory import checks, task_key
 
@@ -66,6 +66,25 @@ def test_a_docstring_follows_its_function_to_another_indentation() -> None:
     nested_old = 'class A:\n    def f(self):\n        """One.\n\n        Two.\n        """\n'
     fixed, names = keep_docstrings(nested_old, new)
     assert names == ["A.f"] and '"""One.\n\n        Two.\n        """' in fixed
+
+
+def test_docstrings_left_out_of_a_rewrite_are_put_back_where_they_belong() -> None:
+    old = ('def f(x):\n    """Is x odd?\n\n    >>> f(3)\n    True\n    """\n'
+           '    raise NotImplementedError\n\n\nclass A:\n    """A thing."""\n\n'
+           '    def m(self):\n        """One.\n\n        Two.\n        """\n        return 1\n')
+    new = ('def f(x):\n    # odd\n    return x % 2 == 1\n\n\nclass A:\n    def m(self):\n'
+           '        return 2\n\n\ndef g(): return 3\n')
+    fixed = restore_docstrings(old, new)
+    assert fixed.startswith('def f(x):\n    """Is x odd?\n\n    >>> f(3)\n    True\n    """\n'
+                            '    # odd\n    return x % 2 == 1\n')
+    assert 'class A:\n    """A thing."""\n    def m(self):\n        """One.\n\n        Two.\n' \
+        '        """\n        return 2\n' in fixed
+    assert restore_docstrings(old, old) == old and restore_docstrings(old, "def f(:\n") == \
+        "def f(:\n"
+    moved = "class B:\n    def f(self):\n        return 1\n"  # B.f is not f
+    assert restore_docstrings(old, moved) == moved
+    one_line = "def f(x): return x % 2 == 1\n"
+    assert restore_docstrings(old, one_line) == one_line
 
 
 def test_the_task_key_is_what_the_tests_call_not_how_the_request_is_worded() -> None:

@@ -79,6 +79,17 @@ def test_breaker_reasons() -> None:
     assert stop is not None and stop.reason == "iterations"
 
 
+def test_a_start_ahead_keeps_a_stuck_loop_going_but_not_past_its_budgets() -> None:
+    budget = Budget(max_iterations=5, same_failure=3, no_progress=3, tokens=1000)
+    stuck = [outcome(1), outcome(1), outcome(1)]
+    assert should_stop(stuck, budget, start_ahead=True) is None
+    stop = should_stop(stuck, budget)
+    assert stop is not None and stop.reason == "same-failure"
+    spent = [outcome(1, tokens=400)] * 3
+    stop = should_stop(spent, budget, start_ahead=True)
+    assert stop is not None and stop.reason == "tokens"
+
+
 def test_refuted_hypotheses_are_not_chosen_again() -> None:
     reflection = Reflection(diagnosis="7 instead of 3", hypotheses=[
         Hypothesis(text="the parser groups subtraction from the right", confidence=0.9),

@@ -4,7 +4,8 @@ The loop stops with a reason the user can read: solved; the same failure came ba
 in a row, the same check with the same wrong values (the model is stuck); the passing count
 did not rise for N iterations (no progress); the wall-clock, token or iteration budget is
 spent. Circuit breaking here means that: a failing loop is cut off early, and the reason
-names the evidence.
+names the evidence. While an iteration that starts over is still ahead, being stuck is no
+reason to stop: the start does not see the code the loop is stuck on.
 """
 
 from __future__ import annotations
@@ -41,15 +42,9 @@ class Stop:
     detail: str
 
 
-def should_stop(outcomes: Sequence[Outcome], budget: Budget, baseline_passed: int = 0
-                ) -> Stop | None:
-    """The reason to stop after ``outcomes`` (oldest first), or None to go on."""
-    if not outcomes:
-        return None
-    last = outcomes[-1]
-    if last.ok:
-        return Stop("solved", f"the tests pass after {len(outcomes)} iteration(s)")
-    signature = last.signature
+def _stuck(outcomes: Sequence[Outcome], budget: Budget, baseline_passed: int) -> Stop | None:
+    """Same failure N times in a row, or no more tests passing in the last N iterations."""
+    signature = outcomes[-1].signature
     if signature is not None and len(outcomes) >= budget.same_failure and all(
             o.signature == signature for o in outcomes[-budget.same_failure:]):
         return Stop("same-failure", f"the same failure ({signature}) came back "
@@ -60,6 +55,25 @@ def should_stop(outcomes: Sequence[Outcome], budget: Budget, baseline_passed: in
         if recent <= best_before:
             return Stop("no-progress", f"no more tests passed in the last {budget.no_progress} "
                                        f"iterations (best {recent}, before {best_before})")
+    return None
+
+
+def should_stop(outcomes: Sequence[Outcome], budget: Budget, baseline_passed: int = 0,
+                start_ahead: bool = False) -> Stop | None:
+    """The reason to stop after ``outcomes`` (oldest first), or None to go on.
+
+    ``start_ahead``: an iteration that starts over from the files as they were is still to
+    come within the budget. A loop stuck on its own code is then not stuck (the start does
+    not see that code), so the same failure or no progress does not stop it; the budgets do.
+    """
+    if not outcomes:
+        return None
+    last = outcomes[-1]
+    if last.ok:
+        return Stop("solved", f"the tests pass after {len(outcomes)} iteration(s)")
+    stuck = None if start_ahead else _stuck(outcomes, budget, baseline_passed)
+    if stuck is not None:
+        return stuck
     spent_tokens = sum(o.tokens for o in outcomes)
     if spent_tokens >= budget.tokens:
         return Stop("tokens", f"{spent_tokens:,} tokens used of a budget of {budget.tokens:,}")

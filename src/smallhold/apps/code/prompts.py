@@ -1,17 +1,17 @@
 """The agent's prompts: pure functions from what is known to chat messages.
 
-There are three. The first iteration asks for the change directly, the way one careful
+There are four. The first iteration asks for the change directly, the way one careful
 single attempt would (task, files, the tests' failures, write the files): planning and
 reflecting first made that attempt worse than a plain single shot. A repair shows the files
 as they stand, what the failing check shows (expected against actual, not the raw tail),
 what was tried, and asks for one line of diagnosis before the corrected files, in one call.
-A fresh attempt (iterations 3 and 5) shows the files as they were and the failing check,
-not the failed code, which repairs copy and stay anchored on.
-The stable part comes first so the KV cache keeps it between calls: the system turn (the
-role, the rules every task shares, the edit format) is the same for every task, so llama.cpp
-reads it once per model load rather than once per call; then the task and the files no
-iteration changes (tests, read-only modules) before those it may. A one-line reminder of the
-format ends each prompt, where a small model looks.
+A fresh attempt (iteration 3) shows the files as they were and the failing check,
+not the failed code, which repairs copy and stay anchored on. The plain start (iteration 5)
+shows only the task and the files, as a single shot would see them.
+The stable part comes first so the KV cache keeps it between calls: the role, the task,
+and the files no iteration changes (tests, read-only modules) before those it may. The rules
+and the edit format end the prompt, where a small model reads them (in the system turn,
+cached across tasks, the first attempts passed fewer tasks: BENCHMARKS.md, v4-mem50).
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ SYSTEM = (
     "You are a careful Python engineer working on a copy of the user's project. You change "
     "as little as needed to make the task's tests pass, keep the project's style, and never "
     "weaken or delete a test to make it pass. Code runs in a sandbox without network.")
-KEEP_SPEC = ("Keep the existing docstrings and function signatures: they are the "
-             "specification.")
-#: The system turn of every edit prompt: identical across tasks, so its KV is reused.
-EDIT_SYSTEM = f"{SYSTEM} {KEEP_SPEC}\n\n{edits.INSTRUCTIONS}"
-REMINDER = ("Reply with `FILE: <path>` and the whole new file in a fenced block, for each file "
-            "you change.")
+# Docstrings are put back by the write step (``docstrings``): copying them was most of what
+# a small task's reply generated, and generation is the slow half of a call.
+KEEP_SPEC = ("Keep the function signatures. Docstrings already in the files are the "
+             "specification and stay as they are: leave them out of the files you write.")
 DIAGNOSIS = "Diagnosis:"
 REDRAW = ("That is code that was already tried, and the tests failed on it. Find another "
           "cause in the failing check and write a different fix: `Diagnosis:` first, then the "
@@ -75,6 +73,7 @@ def _rules(task: Task) -> str:
             "; write only the files your change needs." if len(task.editable) > 1 else "."))
     elif not task.edit_tests:
         rules.append("Do not change existing test files; you may add new ones.")
+    rules.append(KEEP_SPEC)
     return " ".join(rules)
 
 
@@ -115,9 +114,9 @@ def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
         where,
         f"The tests before any change: {baseline}" if baseline else "",
         _rules(task),
-        f"Write the change that does the task. {REMINDER}",
+        f"Write the change that does the task. {edits.INSTRUCTIONS}",
     ] if p)
-    return [Message(role="system", content=EDIT_SYSTEM), Message(role="user", content=user)]
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
 
 def fresh_messages(task: Task, files: dict[str, str], tree: Sequence[str],
@@ -132,9 +131,23 @@ def fresh_messages(task: Task, files: dict[str, str], tree: Sequence[str],
         f"An earlier attempt, not shown, failed the tests like this: {failing}",
         _rules(task),
         "Write the change that does the task, thinking afresh about what the tests check. "
-        f"{REMINDER}",
+        f"{edits.INSTRUCTIONS}",
     ] if p)
-    return [Message(role="system", content=EDIT_SYSTEM), Message(role="user", content=user)]
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+
+
+def plain_messages(task: Task, files: dict[str, str], tree: Sequence[str]) -> list[Message]:
+    """A plain start: the task and the files as they were, without the tests or anything
+    they showed, as one careful single attempt would see it. The other attempts all read the
+    tests' output; when it misleads them, this one is not misled the same way."""
+    user = "\n\n".join(p for p in [
+        f"Task: {task.description}",
+        f"Project files: {', '.join(tree)}",
+        show_files(files),
+        _rules(task),
+        f"Write the change that does the task. {edits.INSTRUCTIONS}",
+    ] if p)
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
 
 def _refused_tests(last: Iteration) -> str:
@@ -174,10 +187,10 @@ def repair_messages(task: Task, files: dict[str, str], tree: Sequence[str], hist
         _rules(task),
         f"First write one line starting `{DIAGNOSIS}` that says what in the code is wrong, "
         "reading the failing check above (what it returned against what the test expects). "
-        f"Then write the corrected file(s). {REMINDER}",
+        f"Then write the corrected file(s). {edits.INSTRUCTIONS}",
     ]
     user = "\n\n".join(p for p in parts if p)
-    return [Message(role="system", content=EDIT_SYSTEM), Message(role="user", content=user)]
+    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
 
 def diagnosis(reply: str) -> str:
