@@ -253,6 +253,26 @@ def test_a_fix_that_worked_is_offered_when_the_same_error_comes_back(
     assert hint in repair and "use + in add, not -" in repair.split(hint, 1)[1]
 
 
+def test_a_wrong_value_fix_is_offered_only_to_tasks_testing_the_same_functions(
+        make_agent: MakeAgent, project: Path, tmp_path: Path, paths: Paths,
+        settings: Settings) -> None:
+    """A failed assertion's fix is about that task's code: shown to an unrelated task with
+    the same failure shape it became that task's diagnosis (v4-mem50, four tasks)."""
+    first = scripted([edit("calc.py", WRONG), edit("calc.py", FIXED, "use + in add, not -")])
+    agent = make_agent(first)
+    assert execute(agent, agent.create(task_for(project)).id).status == "solved"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "twice.py").write_text("def twice(x):\n    return x\n")
+    (other / "test_twice.py").write_text("from twice import twice\n\n\ndef test_twice():\n"
+                                         "    assert twice(2) == 4\n    assert twice(0) == 0\n")
+    second = scripted([edit("twice.py", "def twice(x):\n    return x + 1\n"),
+                       edit("twice.py", "def twice(x):\n    return 2 * x\n", DIAGNOSIS)])
+    agent = make_agent(second)
+    assert execute(agent, agent.create(task_for(other, "fix twice")).id).status == "solved"
+    assert "seen before" not in prompt(second, 1)
+
+
 def _durable_cells(database: Path) -> list[bytes]:
     """Every value in DBOS's database, and its base64 decoding (DBOS stores pickles so)."""
     cells: list[bytes] = []

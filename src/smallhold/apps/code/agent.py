@@ -283,7 +283,7 @@ def _hints(agent: Agent, run: Run, tail: str) -> str:
     failures = []
     sig = signature_of(tail) if tail else None
     if sig is not None:
-        failures = agent.memory.failure_hints(sig)
+        failures = agent.memory.failure_hints(sig, run.key)
     return render_hints(patterns, failures)
 
 
@@ -615,7 +615,7 @@ def _learn(agent: Agent, run: Run, iterations: list[Iteration]) -> None:
                 (after.ok or after.passed > before.passed):
             sig = signature_of(before.test_tail)
             if sig is not None and after.hypothesis is not None:
-                agent.memory.learn_fix(sig, after.hypothesis.text)
+                agent.memory.learn_fix(sig, after.hypothesis.text, run.key)
 
 
 def finish(agent: Agent, run_id: str, reason: str, detail: str) -> Finished:

@@ -130,7 +130,16 @@ class CodeMemory:
         return [h for h in self.store.recall(task, k, kind=PATTERN, tags=[key])
                 if h.vector >= MIN_SIMILARITY]
 
-    def failure_hints(self, signature: Signature, k: int = 2) -> list[Hit]:
+    def failure_hints(self, signature: Signature, key: str | None = None, k: int = 2
+                      ) -> list[Hit]:
+        """Fixes of an error of this shape. A failed assertion's fix is about the code the
+        test checks, so it is offered only to a task whose tests call the same functions
+        (``key``): offered by its shape alone, one task's "the digit sums are wrong" became
+        the diagnosis of four unrelated tasks (v4-mem50). Other errors (an import, a name, a
+        type) are offered by their shape, exactly or closely."""
+        if signature.exception == "AssertionError":
+            return [] if not key else self.store.recall(
+                signature.text, k, kind=FAILURE, tags=[signature.key, key])
         exact = [h for h in self.store.recall(signature.text, k, kind=FAILURE,
                                               tags=[signature.key])]
         seen = {e.memory.id for e in exact}
@@ -145,12 +154,14 @@ class CodeMemory:
         return self.store.remember(text, kind=PATTERN, tags=[key], importance=0.6,
                                    vector=self.store.embed(task))
 
-    def learn_fix(self, signature: Signature, fix: str) -> Memory:
-        """Store the fix for ``signature``; the same signature again reinforces, not repeats."""
-        for hit in self.store.recall(signature.text, 1, kind=FAILURE, tags=[signature.key]):
+    def learn_fix(self, signature: Signature, fix: str, key: str | None = None) -> Memory:
+        """Store the fix for ``signature`` (tagged with the task's ``key`` too, for
+        :meth:`failure_hints`); the same signature again reinforces, not repeats."""
+        tags = [signature.key, *([key] if key else [])]
+        for hit in self.store.recall(signature.text, 1, kind=FAILURE, tags=tags):
             return self.store.reinforce(hit.memory.id, "the same fix worked again")
         text = f"{signature.text}\nfix that worked: {fix}"
-        return self.store.remember(text, kind=FAILURE, tags=[signature.key], importance=0.7)
+        return self.store.remember(text, kind=FAILURE, tags=tags, importance=0.7)
 
     def list(self, kind: str | None = None, limit: int = 100) -> list[Memory]:
         kinds = [kind] if kind else list(KINDS)
