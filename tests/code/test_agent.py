@@ -361,15 +361,6 @@ def test_every_prompt_ends_with_the_rules_and_the_edit_format(
         assert "FILE:" not in request.messages[0].content
 
 
-def test_a_task_on_one_file_is_told_that_file_not_the_general_format(
-        make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
-    backend = scripted([edit("calc.py", FIXED)])
-    agent = make_agent(backend)
-    execute(agent, agent.create(task_for(project, editable=["calc.py"])).id)
-    assert "Write the whole new calc.py: a line `FILE: calc.py`" in prompt(backend, 0)
-    assert "pkg/module.py" not in prompt(backend, 0)
-
-
 def test_of_several_editable_files_the_example_path_means_the_one_with_its_names(
         make_agent: MakeAgent, project: Path, paths: Paths, settings: Settings) -> None:
     (project / "util.py").write_text("def double(x):\n    return 2 * x\n")

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smallhold.apps.code.edits import (
-    INSTRUCTIONS,
-    EditFormatError,
-    one_file_instructions,
-    parse_edit,
-    render_edit,
-)
+from smallhold.apps.code.edits import INSTRUCTIONS, EditFormatError, parse_edit, render_edit
 from smallhold.apps.code.models import Edit, FileChange
 
 TRICKY = 'def f(s):\n\treturn s.replace("\\n", "\\\\") + \'"\'  # tab, quotes, backslashes\n'
@@ -92,10 +86,3 @@ def test_render_then_parse_is_the_same_edit() -> None:
 def test_the_instructions_example_copied_back_is_no_edit() -> None:
     with pytest.raises(EditFormatError):
         parse_edit(INSTRUCTIONS)
-
-
-def test_the_one_file_format_names_the_file_and_holds_no_example_to_copy() -> None:
-    said = one_file_instructions("solution.py")
-    assert "FILE: solution.py" in said and "pkg/module.py" not in said
-    with pytest.raises(EditFormatError):
-        parse_edit(said)

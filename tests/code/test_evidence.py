@@ -104,12 +104,14 @@ def test_checks_count_asserts_raises_and_parametrised_cases() -> None:
     assert checks({"tests/test_y.py": "def test_one():\n    assert f() == 1\n"}) == 1
 
 
-def test_a_baseline_that_only_misses_the_code_is_left_out() -> None:
+def test_a_baseline_that_only_misses_the_code_is_one_line() -> None:
     from smallhold.apps.code.prompts import baseline_output
 
     missing = ("Failing test: test_examples\n  tests/test_public.py:5:  assert f(1) == 2\n"
                "    NameError: name 'f' is not defined")
-    assert baseline_output("0 passed, 1 failed", missing, "tail") == ""
+    assert baseline_output("0 passed, 1 failed", missing, "tail") == (
+        "they fail because what they call is not written yet (NameError: name 'f' is not "
+        "defined)")
     wrong = ("Failing test: test_add\n  t.py:3:  assert add(2, 3) == 5\n"
              "  add(2, 3) returned -1; the test expects 5.")
     assert "returned -1" in baseline_output("0 passed, 1 failed", wrong, "tail")

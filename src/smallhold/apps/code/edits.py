@@ -25,16 +25,6 @@ INSTRUCTIONS = (
     f"fenced code block, like this:\nFILE: {EXAMPLE_PATH}\n```python\n" + _PLACEHOLDER +
     f" {EXAMPLE_PATH}>\n```\nWrite the complete files, not diffs and no ellipsis; nothing else.")
 
-
-
-def one_file_instructions(path: str) -> str:
-    """The format for a task that may change one file: one sentence naming it. The general
-    format's example (~75 tokens, prefilled on every call) is for choosing among files, and
-    a small model copies its path."""
-    return (f"Write the whole new {path}: a line `FILE: {path}`, then the complete file in a "
-            "fenced code block (no ellipsis); nothing else.")
-
-
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 _PATH = r"(?P<path>[\w.\-/]+\.[\w]+|[\w.\-/]*(?:Makefile|Dockerfile|LICENSE))"
 _HEADERS = [

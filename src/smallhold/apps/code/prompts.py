@@ -91,22 +91,15 @@ _NOT_YET = re.compile(r"(NameError: name '[^']+' is not defined|ImportError: can
 
 
 def baseline_output(summary: str, explained: str, tail: str) -> str:
-    """The tests before any change, for the first attempt; nothing when every failure is
-    only that the code under test does not exist yet: the tests shown above already say what
-    they call, and every prompt token is prefilled again on every call."""
+    """The tests before any change, for the first attempt. When every failure is only that
+    the code under test does not exist yet, one line says so: the tests shown above already
+    say what they call, and a small task's prompt is read again on every call."""
     failures = [block for block in explained.split("Failing test: ")[1:] if block.strip()]
-    if failures and all(_NOT_YET.search(block) for block in failures) \
-            and "more failing" not in explained:
-        return ""
+    missing = [_NOT_YET.search(block) for block in failures]
+    if failures and all(missing) and "more failing" not in explained:
+        names = sorted({m.group(1) for m in missing if m})
+        return "they fail because what they call is not written yet (" + "; ".join(names) + ")"
     return test_output(summary, explained, tail)
-
-
-def _format(task: Task) -> str:
-    """How to write the reply: for a task that may change one file, one sentence naming it;
-    else the general format with its example."""
-    if task.editable is not None and len(task.editable) == 1:
-        return edits.one_file_instructions(task.editable[0])
-    return edits.INSTRUCTIONS
 
 
 def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
@@ -121,7 +114,7 @@ def write_messages(task: Task, files: dict[str, str], tree: Sequence[str],
         where,
         f"The tests before any change: {baseline}" if baseline else "",
         _rules(task),
-        f"Write the change that does the task. {_format(task)}",
+        f"Write the change that does the task. {edits.INSTRUCTIONS}",
     ] if p)
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
@@ -138,7 +131,7 @@ def fresh_messages(task: Task, files: dict[str, str], tree: Sequence[str],
         f"An earlier attempt, not shown, failed the tests like this: {failing}",
         _rules(task),
         "Write the change that does the task, thinking afresh about what the tests check. "
-        f"{_format(task)}",
+        f"{edits.INSTRUCTIONS}",
     ] if p)
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
@@ -152,7 +145,7 @@ def plain_messages(task: Task, files: dict[str, str], tree: Sequence[str]) -> li
         f"Project files: {', '.join(tree)}",
         show_files(files),
         _rules(task),
-        f"Write the change that does the task. {_format(task)}",
+        f"Write the change that does the task. {edits.INSTRUCTIONS}",
     ] if p)
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
 
@@ -194,7 +187,7 @@ def repair_messages(task: Task, files: dict[str, str], tree: Sequence[str], hist
         _rules(task),
         f"First write one line starting `{DIAGNOSIS}` that says what in the code is wrong, "
         "reading the failing check above (what it returned against what the test expects). "
-        f"Then write the corrected file(s). {_format(task)}",
+        f"Then write the corrected file(s). {edits.INSTRUCTIONS}",
     ]
     user = "\n\n".join(p for p in parts if p)
     return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
