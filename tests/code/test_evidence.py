@@ -85,6 +85,10 @@ def test_docstrings_left_out_of_a_rewrite_are_put_back_where_they_belong() -> No
     assert restore_docstrings(old, moved) == moved
     one_line = "def f(x): return x % 2 == 1\n"
     assert restore_docstrings(old, one_line) == one_line
+    decorated = "class A:\n    @property\n    def m(self):\n        return 2\n"
+    assert restore_docstrings(old, decorated) == (
+        'class A:\n    """A thing."""\n    @property\n    def m(self):\n'
+        '        """One.\n\n        Two.\n        """\n        return 2\n')
 
 
 def test_the_task_key_is_what_the_tests_call_not_how_the_request_is_worded() -> None:

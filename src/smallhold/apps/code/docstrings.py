@@ -118,7 +118,8 @@ def restore_docstrings(old: str, new: str) -> str:
         text = old[o_start:o_end]
         text = _reindent(text, first.col_offset - old_docs[name].col_offset)
         lines = result.splitlines(keepends=True)
-        line = first.lineno  # above the comments that open the body, right below the header
+        # above the first statement's decorators and the comments that open the body
+        line = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", []))])
         while line - 1 > node.lineno and lines[line - 2].strip().startswith("#"):
             line -= 1
         at = sum(len(x) for x in lines[: line - 1])
