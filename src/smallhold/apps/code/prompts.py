@@ -137,17 +137,10 @@ def fresh_messages(task: Task, files: dict[str, str], tree: Sequence[str],
 
 
 def plain_messages(task: Task, files: dict[str, str], tree: Sequence[str]) -> list[Message]:
-    """A plain start: the task and the files as they were, without the tests or anything
-    they showed, as one careful single attempt would see it. The other attempts all read the
-    tests' output; when it misleads them, this one is not misled the same way."""
-    user = "\n\n".join(p for p in [
-        f"Task: {task.description}",
-        f"Project files: {', '.join(tree)}",
-        show_files(files),
-        _rules(task),
-        f"Write the change that does the task. {edits.INSTRUCTIONS}",
-    ] if p)
-    return [Message(role="system", content=SYSTEM), Message(role="user", content=user)]
+    """A plain start: the first attempt's prompt over ``files`` as they were, without the
+    tests, their output or places to look, as one careful single attempt would see it. The
+    other attempts all read the tests' output; when it misleads them, this one is not."""
+    return write_messages(task, files, tree, baseline="")
 
 
 def _refused_tests(last: Iteration) -> str:
